@@ -1,0 +1,237 @@
+//! `tabagent-host`: run sandboxed WebAssembly apps against local GGUF models.
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tabagent_host::config::Grants;
+use tabagent_host::engine::Engine as _;
+use tabagent_host::engine::llama::LlamaEngine;
+use tabagent_host::runtime::{GuestConfig, Host, Stdio};
+
+/// Exit code when the host itself could not run the guest (bad arguments, a component that
+/// does not compile or traps).
+const HOST_FAILURE: u8 = 126;
+
+#[derive(Parser)]
+#[command(
+    name = "tabagent-host",
+    version,
+    about = "Run sandboxed WebAssembly apps against local GGUF models (llama.cpp)",
+    long_about = "Run sandboxed WebAssembly apps against local GGUF models (llama.cpp).\n\n\
+        Apps are WASI components that import the tabagent:llm interfaces. They get nothing they \
+        were not granted: no network, no environment, no host files, and only the models named \
+        with --model."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an app component (its wasi:cli/run export); exits with the app's exit code
+    #[command(after_help = "Examples:\n  \
+        tabagent-host run chat.wasm --model smollm2=models/SmolLM2-135M-Instruct.Q4_1.gguf -- \"Hello!\"\n  \
+        echo 'Hi' | tabagent-host run chat.wasm --model smollm2=model.gguf\n\n\
+        Exit codes: the app's own, or 126 when the host could not run it.")]
+    Run(RunArgs),
+    /// Show the CPU, GPUs and memory of this machine
+    Hw {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a GGUF file and print its metadata
+    Inspect {
+        /// The GGUF file
+        model: PathBuf,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The app component (.wasm)
+    app: PathBuf,
+    /// Grant a model to the app under a name: NAME=PATH (repeatable)
+    #[arg(long = "model", short = 'm', value_name = "NAME=PATH")]
+    models: Vec<String>,
+    /// Grant a host directory: HOST::GUEST, or HOST::GUEST:ro for read-only (repeatable)
+    #[arg(long = "dir", value_name = "HOST::GUEST")]
+    dirs: Vec<String>,
+    /// Set an environment variable for the app: KEY=VALUE (repeatable)
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Read grants from a TOML file (models, dirs, env, limits)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Largest context size a session may ask for
+    #[arg(long, value_name = "TOKENS")]
+    max_context: Option<u32>,
+    /// Arguments for the app (after --)
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TABAGENT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama-cpp-2=error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(HOST_FAILURE)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run_app(args),
+        Command::Hw { json } => {
+            hw(json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect { model, json } => {
+            inspect(&model, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run_app(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut grants = Grants::default();
+    if let Some(file) = &args.config {
+        grants.merge(Grants::from_file(file)?);
+    }
+    for m in &args.models {
+        grants.add_model(m)?;
+    }
+    for d in &args.dirs {
+        grants.add_dir(d)?;
+    }
+    for e in &args.env {
+        grants.add_env(e)?;
+    }
+    for (name, path) in &grants.models {
+        if !path.is_file() {
+            bail!("model '{name}': {} is not a file", path.display());
+        }
+    }
+    for d in &grants.dirs {
+        if !d.host.is_dir() {
+            bail!("--dir {}: not a directory", d.host.display());
+        }
+    }
+    let mut guest = GuestConfig {
+        program: args.app.file_stem().map_or_else(|| "app".into(), |s| s.to_string_lossy().into_owned()),
+        args: args.args,
+        models: grants.models,
+        dirs: grants.dirs,
+        env: grants.env,
+        stdio: Stdio::Inherit,
+        ..GuestConfig::default()
+    };
+    if let Some(n) = args.max_context.or(grants.max_context_size) {
+        guest.limits.max_context_size = n;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(async {
+        let host = Host::with_llama()?;
+        let app = host.compile_file(&args.app)?;
+        host.run(&app, guest).await
+    })?;
+    Ok(ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(1)))
+}
+
+fn hw(json: bool) -> anyhow::Result<()> {
+    let cpu = tabagent_host::hardware::cpu();
+    let mem = tabagent_host::hardware::memory();
+    let gpus = LlamaEngine::new().gpus();
+    if json {
+        let gpus: Vec<_> = gpus
+            .iter()
+            .map(|g| {
+                serde_json::json!({
+                    "index": g.index, "name": g.name, "description": g.description,
+                    "backend": g.backend, "memoryTotal": g.memory_total, "memoryFree": g.memory_free,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({ "cpu": cpu, "memory": mem, "gpus": gpus });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("CPU      {} ({})", cpu.brand, cpu.vendor);
+    println!("         family {:#x} model {:#x} stepping {}", cpu.family, cpu.model, cpu.stepping);
+    println!("         {} physical cores, {} threads", cpu.physical_cores, cpu.logical_threads);
+    println!("         {} / variant {}", cpu.microarchitecture, cpu.variant);
+    println!("         features: {}", cpu.features.join(" "));
+    println!("Memory   {} total, {} available", gib(mem.total), gib(mem.available));
+    if gpus.is_empty() {
+        println!("GPUs     none");
+    }
+    for g in &gpus {
+        println!(
+            "GPU {}    {} ({}, {}): {} free of {}",
+            g.index,
+            g.description,
+            g.name,
+            g.backend,
+            gib(g.memory_free),
+            gib(g.memory_total)
+        );
+    }
+    Ok(())
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+fn inspect(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let model = LlamaEngine::new().load(path, &Default::default())?;
+    let i = model.info();
+    if json {
+        let v = serde_json::json!({
+            "architecture": i.architecture, "name": i.display_name, "vocabSize": i.vocab_size,
+            "contextLength": i.context_length, "embeddingSize": i.embedding_size,
+            "layerCount": i.layer_count, "headCount": i.head_count, "headCountKv": i.head_count_kv,
+            "parameterCount": i.parameter_count, "fileSize": i.file_size, "fileType": i.file_type,
+            "bosToken": i.bos_token, "eosToken": i.eos_token, "newlineToken": i.newline_token,
+            "chatTemplate": i.chat_template,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{}", path.display());
+    println!("  architecture    {}", i.architecture);
+    if let Some(name) = &i.display_name {
+        println!("  name            {name}");
+    }
+    println!("  file type       {}", i.file_type);
+    println!("  parameters      {}", i.parameter_count);
+    println!("  file size       {} bytes", i.file_size);
+    println!("  vocabulary      {}", i.vocab_size);
+    println!("  context length  {}", i.context_length);
+    println!("  embedding size  {}", i.embedding_size);
+    println!("  layers          {}", i.layer_count);
+    println!("  heads (kv)      {} ({})", i.head_count, i.head_count_kv);
+    println!("  chat template   {}", if i.chat_template.is_some() { "yes" } else { "no" });
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Running guest components: one wasmtime engine and linker per host, one store per guest run.
+//!
+//! A guest gets WASI preview 2 with nothing granted by default (no network, no environment, no
+//! host directories, closed stdin), plus the `tabagent:llm` imports with only the models named in
+//! its [`GuestConfig`].
+
+use crate::ctx::{LlmCtx, LlmLimits, LlmShared, LlmView, LlmViewProvider};
+use crate::engine::Engine;
+use anyhow::Context as _;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Store};
+use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Most bytes of captured stdout or stderr kept per guest run.
+const CAPTURE_LIMIT: usize = 64 << 20;
+
+/// A host directory made visible to a guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// Directory on the host.
+    pub host: PathBuf,
+    /// Path the guest sees it under.
+    pub guest: String,
+    /// Whether the guest may only read.
+    pub read_only: bool,
+}
+
+/// Where a guest's standard streams go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Stdio {
+    /// The host process's own stdin, stdout and stderr.
+    Inherit,
+    /// Stdin from the given bytes; stdout and stderr captured into [`RunOutcome`].
+    #[default]
+    Capture,
+}
+
+/// What one guest run may do.
+#[derive(Debug, Clone, Default)]
+pub struct GuestConfig {
+    /// Program name (`argv[0]`).
+    pub program: String,
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// Granted models: name the guest uses to path of the GGUF file.
+    pub models: BTreeMap<String, PathBuf>,
+    /// Granted directories.
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables the guest sees (none by default).
+    pub env: Vec<(String, String)>,
+    /// Standard streams.
+    pub stdio: Stdio,
+    /// Stdin bytes when [`Stdio::Capture`] is used.
+    pub stdin: Vec<u8>,
+    /// Limits on model use.
+    pub limits: LlmLimits,
+}
+
+/// How a guest run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The guest's exit code (0 for success).
+    pub exit_code: i32,
+    /// Captured stdout (empty when inherited).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (empty when inherited).
+    pub stderr: Vec<u8>,
+}
+
+impl RunOutcome {
+    /// Stdout as text.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Stderr as text.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Per-guest store data.
+struct GuestState {
+    wasi: WasiCtx,
+    llm: LlmCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl LlmViewProvider for GuestState {
+    fn llm(&mut self) -> LlmView<'_> {
+        LlmView { ctx: &mut self.llm, table: &mut self.table }
+    }
+}
+
+/// A host: compiles components and runs guests against one engine.
+pub struct Host {
+    wasm: wasmtime::Engine,
+    linker: Linker<GuestState>,
+    llm: Arc<LlmShared>,
+}
+
+impl Host {
+    /// A host over an inference engine.
+    pub fn new(engine: Arc<dyn Engine>) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        match wasmtime::Cache::from_file(None) {
+            Ok(cache) => {
+                config.cache(Some(cache));
+            }
+            Err(e) => tracing::warn!("compiled-component cache disabled: {e}"),
+        }
+        let wasm = wasmtime::Engine::new(&config).map_err(anyhow::Error::from).context("cannot configure wasmtime")?;
+        let mut linker = Linker::new(&wasm);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
+        crate::ctx::add_to_linker(&mut linker).map_err(anyhow::Error::from).context("cannot link tabagent:llm")?;
+        Ok(Self { wasm, linker, llm: LlmShared::new(engine) })
+    }
+
+    /// A host over llama.cpp.
+    pub fn with_llama() -> anyhow::Result<Self> {
+        Self::new(Arc::new(crate::engine::llama::LlamaEngine::new()))
+    }
+
+    /// The shared model state (engine and loaded weights).
+    pub fn shared(&self) -> &Arc<LlmShared> {
+        &self.llm
+    }
+
+    /// Compile a component from a file (`.wasm` binary or `.wat` text).
+    pub fn compile_file(&self, path: &Path) -> anyhow::Result<Component> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        self.compile(&bytes).with_context(|| format!("{} is not a valid component", path.display()))
+    }
+
+    /// Compile a component from bytes.
+    pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Component> {
+        Component::new(&self.wasm, bytes).map_err(anyhow::Error::from)
+    }
+
+    /// Run a component's `wasi:cli/run` export to the end.
+    ///
+    /// Returns the exit code; an `Err` means the guest could not start or trapped.
+    pub async fn run(&self, component: &Component, guest: GuestConfig) -> anyhow::Result<RunOutcome> {
+        let mut wasi = WasiCtxBuilder::new();
+        let mut argv = vec![if guest.program.is_empty() { "app".to_string() } else { guest.program.clone() }];
+        argv.extend(guest.args.iter().cloned());
+        wasi.args(&argv);
+        wasi.envs(&guest.env);
+        for d in &guest.dirs {
+            let perms = if d.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            wasi.preopened_dir(&d.host, &d.guest, perms)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot grant directory {}", d.host.display()))?;
+        }
+        let captured = match guest.stdio {
+            Stdio::Inherit => {
+                wasi.inherit_stdio();
+                None
+            }
+            Stdio::Capture => {
+                let out = MemoryOutputPipe::new(CAPTURE_LIMIT);
+                let err = MemoryOutputPipe::new(CAPTURE_LIMIT);
+                wasi.stdin(MemoryInputPipe::new(guest.stdin.clone()));
+                wasi.stdout(out.clone());
+                wasi.stderr(err.clone());
+                Some((out, err))
+            }
+        };
+        let state = GuestState {
+            wasi: wasi.build(),
+            llm: LlmCtx::new(Arc::clone(&self.llm), guest.models.clone(), guest.limits.clone()),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(&self.wasm, state);
+        let command = Command::instantiate_async(&mut store, component, &self.linker)
+            .await
+            .map_err(anyhow::Error::from)
+            .context("cannot instantiate the component (does it import only WASI and tabagent:llm, and export wasi:cli/run?)")?;
+        let result = command.wasi_cli_run().call_run(&mut store).await;
+        // Free the guest's resources (sessions, models) before reporting.
+        drop(store);
+        let exit_code = match result {
+            Ok(Ok(())) => 0,
+            Ok(Err(())) => 1,
+            Err(e) => match e.downcast_ref::<I32Exit>() {
+                Some(exit) => exit.0,
+                None => return Err(anyhow::Error::from(e).context("the guest trapped")),
+            },
+        };
+        let (stdout, stderr) = captured
+            .map(|(o, e)| (o.contents().to_vec(), e.contents().to_vec()))
+            .unwrap_or_default();
+        Ok(RunOutcome { exit_code, stdout, stderr })
+    }
+}

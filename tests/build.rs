@@ -1,0 +1,34 @@
+//! Builds the guest components the end-to-end tests run (tests/programs and examples/chat) for
+//! wasm32-wasip2, with a nested cargo in its own target folder, and tells the tests where they are.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest.parent().unwrap().to_path_buf();
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out.
+    let target = out.ancestors().nth(4).unwrap().join("wasm-guests");
+    for dir in ["guest", "wit", "tests/programs", "examples"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--locked"])
+        .args(["-p", "tabagent-test-programs", "-p", "chat"])
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .status()
+        .expect("cannot run cargo to build the test guests");
+    assert!(
+        status.success(),
+        "building the test guests for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+    );
+    let guests = target.join("wasm32-wasip2").join("release");
+    println!("cargo:rustc-env=TABAGENT_GUESTS_DIR={}", guests.display());
+}

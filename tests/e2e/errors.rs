@@ -1,0 +1,67 @@
+//! Bad input gets a clear error value and the host carries on.
+
+use std::collections::BTreeMap;
+use tabagent_tests::{error_kind, error_message, model_path, run, run_json};
+
+#[tokio::test]
+async fn every_bad_input_is_a_clear_error_value() {
+    let models = BTreeMap::from([
+        ("smollm2".to_string(), model_path()),
+        ("ghost".to_string(), "/nonexistent/ghost.gguf".into()),
+    ]);
+    let v = run_json("errors", models, &[]).await;
+    let expect = |case: &str, kind: &str, words: &str| {
+        let r = &v[case];
+        assert_eq!(error_kind(r), Some(kind), "{case}: {r}");
+        assert!(error_message(r).contains(words), "{case}: message '{}' lacks '{words}'", error_message(r));
+    };
+    expect("not_granted", "not-granted", "llama-70b");
+    expect("missing_file", "not-found", "ghost.gguf");
+    expect("context_zero", "invalid-input", "context-size 0");
+    expect("context_one", "invalid-input", "context-size 1");
+    expect("context_huge", "invalid-input", "above the limit");
+    expect("batch_zero", "invalid-input", "batch-size 0");
+    expect("batch_above_context", "invalid-input", "batch-size 512");
+    expect("threads_zero", "invalid-input", "threads 0");
+    expect("threads_too_many", "invalid-input", "threads 100000");
+    expect("temperature_nan", "invalid-input", "temperature");
+    expect("temperature_negative", "invalid-input", "temperature");
+    expect("top_p_above_one", "invalid-input", "top-p");
+    expect("top_p_zero", "invalid-input", "top-p");
+    expect("min_p_negative", "invalid-input", "min-p");
+    expect("repeat_penalty_zero", "invalid-input", "repeat-penalty");
+    expect("max_tokens_zero", "invalid-input", "max-tokens");
+    expect("empty_stop", "invalid-input", "stop");
+    expect("empty_prompt", "invalid-input", "empty");
+    expect("nul_prompt", "invalid-input", "NUL");
+    expect("bad_tokens", "invalid-input", "999999");
+    expect("no_tokens", "invalid-input", "empty");
+    expect("empty_chat", "invalid-input", "empty");
+    expect("prompt_too_long", "invalid-input", "context holds 64");
+    expect("detokenize_bad", "invalid-input", "outside the vocabulary");
+    expect("template_nul", "invalid-input", "NUL");
+    expect("unload_unknown", "not-found", "never-loaded");
+    // After all that, the same guest still generates.
+    assert_eq!(v["recovered"]["ok"]["usage"]["generated_tokens"], 4, "{}", v["recovered"]);
+}
+
+#[tokio::test]
+async fn a_model_file_that_is_not_gguf_is_refused_and_the_host_carries_on() {
+    let dir = std::env::temp_dir().join(format!("tabagent-bad-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.gguf");
+    std::fs::write(&bad, b"this is not a model").unwrap();
+    let truncated = dir.join("truncated.gguf");
+    let head = std::fs::read(model_path()).unwrap()[..4096].to_vec();
+    std::fs::write(&truncated, head).unwrap();
+    for file in [&bad, &truncated] {
+        let out = run("metadata", BTreeMap::from([("smollm2".to_string(), file.clone())]), &[]).await;
+        assert_ne!(out.exit_code, 0);
+        let stderr = out.stderr_text();
+        assert!(stderr.contains("load"), "{stderr}");
+    }
+    // The same host then serves a good guest.
+    let v = run_json("metadata", tabagent_tests::smollm2(), &[]).await;
+    assert_eq!(v["vocab_size"], 49152);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,105 @@
+//! Model loading, metadata, tokenization, chat templates, embeddings, hardware and unloading,
+//! each through a real guest component and the real SmolLM2 model.
+
+use tabagent_tests::{error_kind, run_json, smollm2};
+
+#[tokio::test]
+async fn metadata_matches_the_gguf_file() {
+    let m = run_json("metadata", smollm2(), &[]).await;
+    assert_eq!(m["name"], "smollm2");
+    assert_eq!(m["architecture"], "llama");
+    assert_eq!(m["vocab_size"], 49152);
+    assert_eq!(m["context_length"], 8192);
+    assert_eq!(m["embedding_size"], 576);
+    assert_eq!(m["layer_count"], 30);
+    assert_eq!(m["head_count"], 9);
+    assert_eq!(m["head_count_kv"], 3);
+    assert_eq!(m["file_type"], "Q4_1");
+    let params = m["parameter_count"].as_u64().unwrap();
+    assert!((130_000_000..140_000_000).contains(&params), "{params}");
+    let size = std::fs::metadata(tabagent_tests::model_path()).unwrap().len();
+    assert_eq!(m["file_size"].as_u64().unwrap(), size);
+    // SmolLM2's special tokens: <|im_start|> = 1, <|im_end|> = 2 (GGUF tokenizer.ggml.*_token_id).
+    assert_eq!(m["bos"], 1);
+    assert_eq!(m["eos"], 2);
+    assert!(m["newline"].is_u64());
+    assert!(m["chat_template"].as_str().unwrap().contains("<|im_start|>"));
+    assert_eq!(m["granted"], serde_json::json!(["smollm2"]));
+    assert_eq!(m["loaded"], serde_json::json!([{ "name": "smollm2", "loaded": true, "sessions": 0 }]));
+}
+
+#[tokio::test]
+async fn tokenize_round_trips_and_the_template_is_chatml() {
+    let texts = ["Hello, world!", "  leading spaces and\nnewlines\t", "Ünïcödé – 日本語 🚀", "x"];
+    let v = run_json("tokenize", smollm2(), &texts).await;
+    for round in v["rounds"].as_array().unwrap() {
+        assert_eq!(round["back"], round["text"], "round trip of {}", round["text"]);
+        assert!(!round["tokens"].as_array().unwrap().is_empty());
+    }
+    // parse-special turns the ChatML marker into its single special token.
+    assert_eq!(v["special"][0], 1, "{}", v["special"]);
+    assert_eq!(
+        v["template"],
+        "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
+    );
+    assert_eq!(v["template_no_assistant"], "<|im_start|>user\nHi<|im_end|>\n");
+}
+
+#[tokio::test]
+async fn embeddings_have_the_model_size_and_rank_similar_texts_higher() {
+    let texts = [
+        "The cat sat on the mat.",
+        "A cat was sitting on the mat.",
+        "Quarterly revenue grew by eight percent in Europe.",
+    ];
+    let v = run_json("embed", smollm2(), &texts).await;
+    assert_eq!(v["dims"], serde_json::json!([576, 576, 576]));
+    for n in v["norms"].as_array().unwrap() {
+        assert!((n.as_f64().unwrap() - 1.0).abs() < 1e-3, "not normalized: {n}");
+    }
+    let cos = |i: usize, j: usize| v["cosine"][i][j].as_f64().unwrap();
+    assert!(cos(0, 1) > cos(0, 2), "similar {} <= unrelated {}", cos(0, 1), cos(0, 2));
+    assert!(cos(0, 1) > cos(1, 2), "similar {} <= unrelated {}", cos(0, 1), cos(1, 2));
+    assert_eq!(error_kind(&v["empty_text"]), Some("invalid-input"));
+    assert_eq!(error_kind(&v["no_texts"]), Some("invalid-input"));
+}
+
+#[tokio::test]
+async fn hardware_agrees_with_the_host() {
+    let v = run_json("hardware", smollm2(), &[]).await;
+    let cpu = tabagent_host::hardware::cpu();
+    assert_eq!(v["vendor"], cpu.vendor);
+    assert_eq!(v["brand"], cpu.brand);
+    assert_eq!(v["physical_cores"], cpu.physical_cores);
+    assert_eq!(v["logical_threads"], cpu.logical_threads);
+    assert_eq!(v["features"], serde_json::json!(cpu.features));
+    assert_eq!(v["variant"], cpu.variant);
+    assert!(v["memory_total"].as_u64().unwrap() > 0);
+    assert!(v["memory_available"].as_u64().unwrap() <= v["memory_total"].as_u64().unwrap());
+    // A CPU-only build sees no GPU, so nothing is offloaded.
+    assert_eq!(v["gpus"], serde_json::json!([]));
+    assert_eq!(v["split"]["ok"]["gpu_layers"], 0);
+    assert_eq!(v["split"]["ok"]["total_layers"], 30);
+    assert_eq!(error_kind(&v["split_not_granted"]), Some("not-granted"));
+}
+
+#[tokio::test]
+async fn unloading_a_model_in_use_drains_and_streams_end_cleanly() {
+    let v = run_json("unload", smollm2(), &[]).await;
+    assert_eq!(v["before"]["ok"], 4);
+    assert_eq!(v["loaded_before"], serde_json::json!([{ "name": "smollm2", "draining": false, "sessions": 1 }]));
+    assert_eq!(v["unload"]["ok"], "ok");
+    assert_eq!(error_kind(&v["metadata_after"]), Some("unloaded"));
+    assert_eq!(error_kind(&v["session_after"]), Some("unloaded"));
+    assert_eq!(v["loaded_draining"], serde_json::json!([{ "name": "smollm2", "draining": true, "sessions": 1 }]));
+    assert_eq!(v["old_session_generates"]["ok"], 4, "a session outlives the unload of its model");
+    assert_eq!(v["loaded_after_drop"], serde_json::json!([]));
+    assert_eq!(error_kind(&v["unload_again"]), Some("not-found"));
+    assert_eq!(v["first_piece"], true);
+    assert_eq!(v["after_dropped_stream"]["ok"], 4);
+    let orphan = &v["orphan_stream"];
+    assert!(orphan["error"].is_null(), "{orphan}");
+    let finish = orphan["finish"].as_str().unwrap_or_default();
+    assert!(["cancelled", "length", "stop"].contains(&finish), "{orphan}");
+    assert_eq!(v["loaded_end"], serde_json::json!([]));
+}

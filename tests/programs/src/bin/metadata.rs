@@ -1,0 +1,33 @@
+//! Loads the model granted as `smollm2` and prints its metadata, the grants and the loaded list.
+
+use serde_json::json;
+use tabagent_guest::{Model, ModelState};
+
+fn main() {
+    let model = Model::load("smollm2").expect("load");
+    let m = model.metadata().expect("metadata");
+    let loaded: Vec<_> = tabagent_guest::loaded_models()
+        .iter()
+        .map(|l| json!({ "name": l.name, "loaded": matches!(l.state, ModelState::Loaded), "sessions": l.sessions }))
+        .collect();
+    tabagent_test_programs::emit(&json!({
+        "name": m.name,
+        "architecture": m.architecture,
+        "display_name": m.display_name,
+        "vocab_size": m.vocab_size,
+        "context_length": m.context_length,
+        "embedding_size": m.embedding_size,
+        "layer_count": m.layer_count,
+        "head_count": m.head_count,
+        "head_count_kv": m.head_count_kv,
+        "parameter_count": m.parameter_count,
+        "file_size": m.file_size,
+        "file_type": m.file_type,
+        "bos": m.bos_token,
+        "eos": m.eos_token,
+        "newline": m.newline_token,
+        "chat_template": m.chat_template,
+        "granted": tabagent_guest::granted_models(),
+        "loaded": loaded,
+    }));
+}

@@ -1,0 +1,59 @@
+//! Helpers shared by the test guests: JSON forms of WIT values, printed for the host tests.
+
+use serde_json::{Value, json};
+use tabagent_guest::{Error, FinishReason, Generation};
+
+/// `{"kind": ..., "message": ...}` for an error.
+pub fn error_json(e: &Error) -> Value {
+    let (kind, message) = match e {
+        Error::NotGranted(m) => ("not-granted", m),
+        Error::NotFound(m) => ("not-found", m),
+        Error::InvalidInput(m) => ("invalid-input", m),
+        Error::Unsupported(m) => ("unsupported", m),
+        Error::ResourceExhausted(m) => ("resource-exhausted", m),
+        Error::Unloaded(m) => ("unloaded", m),
+        Error::Runtime(m) => ("runtime", m),
+    };
+    json!({ "kind": kind, "message": message })
+}
+
+/// `{"ok": value}` or `{"error": {...}}`.
+pub fn result_json<T>(r: Result<T, Error>, f: impl FnOnce(T) -> Value) -> Value {
+    match r {
+        Ok(v) => json!({ "ok": f(v) }),
+        Err(e) => json!({ "error": error_json(&e) }),
+    }
+}
+
+/// The WIT name of a finish reason.
+pub fn finish_name(f: FinishReason) -> &'static str {
+    match f {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::StopSequence => "stop-sequence",
+        FinishReason::Cancelled => "cancelled",
+    }
+}
+
+/// A generation as JSON.
+pub fn generation_json(g: &Generation) -> Value {
+    json!({
+        "text": g.text,
+        "tokens": g.tokens,
+        "finish": finish_name(g.finish_reason),
+        "usage": {
+            "prompt_tokens": g.usage.prompt_tokens,
+            "cached_tokens": g.usage.cached_tokens,
+            "generated_tokens": g.usage.generated_tokens,
+            "prompt_ms": g.usage.prompt_ms,
+            "generation_ms": g.usage.generation_ms,
+            "tokens_per_second": g.usage.tokens_per_second,
+            "prompt_tokens_per_second": g.usage.prompt_tokens_per_second,
+        },
+    })
+}
+
+/// Print a JSON value on stdout, one line.
+pub fn emit(v: &Value) {
+    println!("{v}");
+}
