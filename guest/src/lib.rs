@@ -24,17 +24,73 @@
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "llm",
+        inline: "
+            package tabagent:guest-sdk;
+            world sdk {
+                include tabagent:llm/llm@0.1.0;
+                import wasi:cli/exit@0.2.12;
+            }
+        ",
         path: "../wit",
+        world: "tabagent:guest-sdk/sdk",
+        generate_all,
     });
 }
 
 pub use bindings::tabagent::llm::hardware;
 pub use bindings::tabagent::llm::inference::{FinishReason, Generation, SessionOptions, Usage};
 pub use bindings::tabagent::llm::models::{LoadOptions, LoadedModel, ModelMetadata, ModelState};
-pub use bindings::tabagent::llm::types::Error;
 
-use bindings::tabagent::llm::{inference as raw_inf, models as raw_models};
+use bindings::tabagent::llm::{inference as raw_inf, models as raw_models, types as raw_types};
+
+/// Why a call failed (the WIT `error` variant, with a readable `Display`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The model (or other capability) was not granted to this app.
+    NotGranted(String),
+    /// The granted file or named thing does not exist.
+    NotFound(String),
+    /// A parameter or input was out of range or malformed.
+    InvalidInput(String),
+    /// The model or engine cannot do this.
+    Unsupported(String),
+    /// A limit was reached.
+    ResourceExhausted(String),
+    /// The model was unloaded.
+    Unloaded(String),
+    /// The engine failed.
+    Runtime(String),
+}
+
+impl From<raw_types::Error> for Error {
+    fn from(e: raw_types::Error) -> Self {
+        match e {
+            raw_types::Error::NotGranted(m) => Self::NotGranted(m),
+            raw_types::Error::NotFound(m) => Self::NotFound(m),
+            raw_types::Error::InvalidInput(m) => Self::InvalidInput(m),
+            raw_types::Error::Unsupported(m) => Self::Unsupported(m),
+            raw_types::Error::ResourceExhausted(m) => Self::ResourceExhausted(m),
+            raw_types::Error::Unloaded(m) => Self::Unloaded(m),
+            raw_types::Error::Runtime(m) => Self::Runtime(m),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotGranted(m) => write!(f, "not granted: {m}"),
+            Self::NotFound(m) => write!(f, "not found: {m}"),
+            Self::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            Self::Unsupported(m) => write!(f, "unsupported: {m}"),
+            Self::ResourceExhausted(m) => write!(f, "resource exhausted: {m}"),
+            Self::Unloaded(m) => write!(f, "unloaded: {m}"),
+            Self::Runtime(m) => write!(f, "runtime error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
 
 
 /// One turn of a conversation.
@@ -75,6 +131,17 @@ fn raw_messages(messages: &[Message]) -> Vec<raw_models::ChatMessage> {
         .collect()
 }
 
+/// End the app with an exit code that `tabagent-host run` passes on as its own (WASI 0.2's plain
+/// exit only knows success and failure).
+pub fn exit(code: u8) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    bindings::wasi::cli::exit::exit_with_code(code);
+    // The host ends the instance in `exit-with-code`; this is not reached.
+    std::process::exit(i32::from(code))
+}
+
 /// Model names this app was granted.
 pub fn granted_models() -> Vec<String> {
     raw_models::granted()
@@ -87,7 +154,7 @@ pub fn loaded_models() -> Vec<LoadedModel> {
 
 /// Unload a model by name: handles stop working; sessions finish first.
 pub fn unload(name: &str) -> Result<(), Error> {
-    raw_models::unload(name)
+    Ok(raw_models::unload(name)?)
 }
 
 /// A loaded model.
@@ -113,27 +180,27 @@ impl Model {
 
     /// Metadata from the GGUF file.
     pub fn metadata(&self) -> Result<ModelMetadata, Error> {
-        self.raw.metadata()
+        Ok(self.raw.metadata()?)
     }
 
     /// Text to tokens, with BOS as the model wants and special tokens parsed.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, Error> {
-        self.raw.tokenize(text, true, true)
+        Ok(self.raw.tokenize(text, true, true)?)
     }
 
     /// Text to tokens, plain: no BOS/EOS added, special-token text kept as text.
     pub fn tokenize_plain(&self, text: &str) -> Result<Vec<u32>, Error> {
-        self.raw.tokenize(text, false, false)
+        Ok(self.raw.tokenize(text, false, false)?)
     }
 
     /// Tokens to text (special tokens not rendered).
     pub fn detokenize(&self, tokens: &[u32]) -> Result<String, Error> {
-        self.raw.detokenize(tokens, false)
+        Ok(self.raw.detokenize(tokens, false)?)
     }
 
     /// Format a conversation with the model's chat template, opened for the assistant's reply.
     pub fn apply_chat_template(&self, messages: &[Message]) -> Result<String, Error> {
-        self.raw.apply_chat_template(&raw_messages(messages), true)
+        Ok(self.raw.apply_chat_template(&raw_messages(messages), true)?)
     }
 
     /// A new session with default options.
@@ -161,7 +228,7 @@ impl Model {
     /// Embeddings (mean-pooled, L2-normalized), one vector per text.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Error> {
         let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
-        raw_inf::embed(&self.raw, &texts)
+        Ok(raw_inf::embed(&self.raw, &texts)?)
     }
 }
 
@@ -289,11 +356,12 @@ impl<'a> Request<'a> {
 
     /// Generate to the end.
     pub fn generate(self) -> Result<Generation, Error> {
-        match &self.session {
-            SessionSlot::Owned(Ok(s)) => s.raw.generate(&self.prompt, &self.options),
-            SessionSlot::Owned(Err(e)) => Err(e.clone()),
-            SessionSlot::Borrowed(s) => s.raw.generate(&self.prompt, &self.options),
-        }
+        let session = match &self.session {
+            SessionSlot::Owned(Ok(s)) => s,
+            SessionSlot::Owned(Err(e)) => return Err(e.clone()),
+            SessionSlot::Borrowed(s) => s,
+        };
+        Ok(session.raw.generate(&self.prompt, &self.options)?)
     }
 
     /// Start generating; iterate the returned stream for text pieces.
@@ -337,7 +405,7 @@ impl Iterator for Stream<'_> {
             }
             Err(e) => {
                 self.done = true;
-                Some(Err(e))
+                Some(Err(e.into()))
             }
         }
     }

@@ -921,9 +921,9 @@ mod tests {
         let m3 = b.view().load("m".into(), None).await.unwrap();
         assert_eq!(engine.counters.loads.load(SeqCst), 1);
         assert_eq!(engine.counters.live_models.load(SeqCst), 1);
-        for (g, m) in [(&mut a, m1), (&mut a, m2), (&mut b, m3)] {
-            g.view().drop(m).await.unwrap();
-        }
+        wit_models::HostModel::drop(&mut a.view(), m1).await.unwrap();
+        wit_models::HostModel::drop(&mut a.view(), m2).await.unwrap();
+        wit_models::HostModel::drop(&mut b.view(), m3).await.unwrap();
         // Each guest's loaded list still holds the weights until it unloads.
         assert_eq!(engine.counters.live_models.load(SeqCst), 1);
         a.view().unload("m".into()).await.unwrap();

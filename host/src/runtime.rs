@@ -190,17 +190,25 @@ impl Host {
         let result = command.wasi_cli_run().call_run(&mut store).await;
         // Free the guest's resources (sessions, models) before reporting.
         drop(store);
+        let (stdout, stderr) = captured
+            .map(|(o, e)| (o.contents().to_vec(), e.contents().to_vec()))
+            .unwrap_or_default();
         let exit_code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,
             Err(e) => match e.downcast_ref::<I32Exit>() {
                 Some(exit) => exit.0,
-                None => return Err(anyhow::Error::from(e).context("the guest trapped")),
+                None => {
+                    let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4096)..]).into_owned();
+                    let e = anyhow::Error::from(e);
+                    return Err(if tail.trim().is_empty() {
+                        e.context("the guest trapped")
+                    } else {
+                        e.context(format!("the guest trapped; its stderr ends with: {}", tail.trim_end()))
+                    });
+                }
             },
         };
-        let (stdout, stderr) = captured
-            .map(|(o, e)| (o.contents().to_vec(), e.contents().to_vec()))
-            .unwrap_or_default();
         Ok(RunOutcome { exit_code, stdout, stderr })
     }
 }

@@ -67,7 +67,7 @@ fn the_guest_exit_code_is_the_host_exit_code() {
     let out = host(&["run", chat.to_str().unwrap(), "--", "hello"], None);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
     assert!(text(&out.stderr).contains("not granted"), "{}", text(&out.stderr));
-    // Bad app arguments: the app's exit code 2.
+    // Bad app arguments: the app's exit code 2 (through wasi:cli/exit.exit-with-code).
     let grant = model_grant();
     let out = host(&["run", chat.to_str().unwrap(), "--model", &grant, "--", "--max-tokens"], None);
     assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));

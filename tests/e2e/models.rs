@@ -86,7 +86,7 @@ async fn hardware_agrees_with_the_host() {
 #[tokio::test]
 async fn unloading_a_model_in_use_drains_and_streams_end_cleanly() {
     let v = run_json("unload", smollm2(), &[]).await;
-    assert_eq!(v["before"]["ok"], 4);
+    assert_eq!(v["before"]["ok"], 4, "{v}");
     assert_eq!(v["loaded_before"], serde_json::json!([{ "name": "smollm2", "draining": false, "sessions": 1 }]));
     assert_eq!(v["unload"]["ok"], "ok");
     assert_eq!(error_kind(&v["metadata_after"]), Some("unloaded"));
@@ -96,10 +96,12 @@ async fn unloading_a_model_in_use_drains_and_streams_end_cleanly() {
     assert_eq!(v["loaded_after_drop"], serde_json::json!([]));
     assert_eq!(error_kind(&v["unload_again"]), Some("not-found"));
     assert_eq!(v["first_piece"], true);
-    assert_eq!(v["after_dropped_stream"]["ok"], 4);
+    assert_eq!(v["after_dropped_stream"]["ok"], 4, "{v}");
     let orphan = &v["orphan_stream"];
     assert!(orphan["error"].is_null(), "{orphan}");
     let finish = orphan["finish"].as_str().unwrap_or_default();
     assert!(["cancelled", "length", "stop"].contains(&finish), "{orphan}");
-    assert_eq!(v["loaded_end"], serde_json::json!([]));
+    // Dropping handles does not unload: the model stays loaded (and instant to load again) until
+    // `unload` or the end of the guest.
+    assert_eq!(v["loaded_end"], serde_json::json!([{ "name": "smollm2", "draining": false, "sessions": 0 }]));
 }

@@ -111,7 +111,7 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("chat: {e}");
-            return ExitCode::from(2);
+            tabagent_guest::exit(2);
         }
     };
     match chat(options) {

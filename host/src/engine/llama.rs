@@ -503,6 +503,10 @@ fn start_job(
     params: SamplingParams,
     events: UnboundedSender<StreamEvent>,
 ) -> Result<(), EngineError> {
+    // A job whose stream was dropped is abandoned; only a live one makes the session busy.
+    if s.job.as_ref().is_some_and(|j| j.events.is_closed()) {
+        s.job = None;
+    }
     if s.job.is_some() {
         return Err(EngineError::invalid(
             "this session is already generating; finish or drop the previous completion first",

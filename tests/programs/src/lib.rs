@@ -18,10 +18,10 @@ pub fn error_json(e: &Error) -> Value {
 }
 
 /// `{"ok": value}` or `{"error": {...}}`.
-pub fn result_json<T>(r: Result<T, Error>, f: impl FnOnce(T) -> Value) -> Value {
+pub fn result_json<T, E: Into<Error>>(r: Result<T, E>, f: impl FnOnce(T) -> Value) -> Value {
     match r {
         Ok(v) => json!({ "ok": f(v) }),
-        Err(e) => json!({ "error": error_json(&e) }),
+        Err(e) => json!({ "error": error_json(&e.into()) }),
     }
 }
 

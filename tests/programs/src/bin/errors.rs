@@ -60,7 +60,7 @@ fn main() {
         run("bad_tokens", inf::Prompt::Tokens(vec![1, 999_999]), sampling()),
         run("no_tokens", inf::Prompt::Tokens(vec![]), sampling()),
         run("empty_chat", inf::Prompt::Chat(vec![]), sampling()),
-        run("prompt_too_long", text(&"word ".repeat(200)), sampling()),
+        run("prompt_too_long", text(&"word ".repeat(600)), sampling()),
     ];
     for (k, v) in cases {
         put(&k, v);

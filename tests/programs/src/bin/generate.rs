@@ -85,14 +85,14 @@ fn main() {
                             Ok(Some(p)) => pieces.push(p),
                             Ok(None) => break,
                             Err(e) => {
-                                error = error_json(&e);
+                                error = error_json(&e.into());
                                 break;
                             }
                         }
                     }
                     json!({ "pieces": pieces, "error": error, "outcome": c.outcome().map(|g| generation_json(&g)) })
                 }
-                Err(e) => json!({ "error": error_json(&e) }),
+                Err(e) => json!({ "error": error_json(&e.into()) }),
             };
         }
         runs.push(run);

@@ -4,7 +4,13 @@ use serde_json::json;
 use tabagent_guest::{Model, ModelState};
 
 fn main() {
-    let model = Model::load("smollm2").expect("load");
+    let model = match Model::load("smollm2") {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("load: {e}");
+            tabagent_guest::exit(3);
+        }
+    };
     let m = model.metadata().expect("metadata");
     let loaded: Vec<_> = tabagent_guest::loaded_models()
         .iter()

@@ -66,7 +66,7 @@ fn main() {
             Ok(Some(_)) => pieces += 1,
             Ok(None) => break,
             Err(e) => {
-                error = error_json(&e);
+                error = error_json(&e.into());
                 break;
             }
         }
