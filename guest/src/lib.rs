@@ -92,7 +92,6 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-
 /// One turn of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -205,7 +204,12 @@ impl Model {
 
     /// A new session with default options.
     pub fn session(&self) -> Result<Session, Error> {
-        self.session_with(SessionOptions { context_size: None, batch_size: None, threads: None, seed: None })
+        self.session_with(SessionOptions {
+            context_size: None,
+            batch_size: None,
+            threads: None,
+            seed: None,
+        })
     }
 
     /// A new session with explicit options.

@@ -115,7 +115,11 @@ impl Grants {
             g.models.insert(name, base.join(p));
         }
         for d in file.dirs {
-            g.dirs.push(DirGrant { host: base.join(d.host), guest: d.guest, read_only: d.read_only });
+            g.dirs.push(DirGrant {
+                host: base.join(d.host),
+                guest: d.guest,
+                read_only: d.read_only,
+            });
         }
         g.env = file.env.into_iter().collect();
         g.max_context_size = file.limits.max_context_size;
@@ -171,7 +175,10 @@ mod tests {
         g.add_dir("/tmp/y::/out").unwrap();
         g.add_env("A=b=c").unwrap();
         assert_eq!(g.models["smollm2"], PathBuf::from("models/a.gguf"));
-        assert_eq!(g.dirs[0], DirGrant { host: "/tmp/x".into(), guest: "/data".into(), read_only: true });
+        assert_eq!(
+            g.dirs[0],
+            DirGrant { host: "/tmp/x".into(), guest: "/data".into(), read_only: true }
+        );
         assert!(!g.dirs[1].read_only);
         assert_eq!(g.env, vec![("A".to_string(), "b=c".to_string())]);
     }

@@ -113,7 +113,11 @@ impl LlmShared {
     }
 
     /// Load a model, or share the weights already loaded with the same options. Blocks.
-    pub fn load(&self, path: &std::path::Path, options: &LoadOptions) -> Result<Arc<dyn Model>, EngineError> {
+    pub fn load(
+        &self,
+        path: &std::path::Path,
+        options: &LoadOptions,
+    ) -> Result<Arc<dyn Model>, EngineError> {
         let key = (path.to_path_buf(), options.clone());
         let _serial = self.load_lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(model) = self.cached(&key) {
@@ -161,7 +165,11 @@ pub struct LlmCtx {
 
 impl LlmCtx {
     /// A guest's state: it may load exactly the models in `grants` (name to file).
-    pub fn new(shared: Arc<LlmShared>, grants: BTreeMap<String, PathBuf>, limits: LlmLimits) -> Self {
+    pub fn new(
+        shared: Arc<LlmShared>,
+        grants: BTreeMap<String, PathBuf>,
+        limits: LlmLimits,
+    ) -> Self {
         Self {
             shared,
             grants,
@@ -286,7 +294,11 @@ fn to_chat(messages: Vec<wit_models::ChatMessage>) -> LlmResult<Vec<ChatMessage>
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }
 
@@ -300,7 +312,9 @@ pub fn session_options(
     let max_ctx = model_context.min(limits.max_context_size).max(1);
     let context_size = o.context_size.unwrap_or(4096.min(max_ctx));
     if context_size < 16 {
-        return Err(LlmError::invalid(format!("context-size {context_size} is too small; use at least 16")));
+        return Err(LlmError::invalid(format!(
+            "context-size {context_size} is too small; use at least 16"
+        )));
     }
     if context_size > max_ctx {
         return Err(LlmError::invalid(format!(
@@ -324,7 +338,10 @@ pub fn session_options(
 }
 
 /// Resolve and check sampling options.
-pub fn sampling_params(o: wit_inf::SamplingOptions, session_seed: u64) -> LlmResult<SamplingParams> {
+pub fn sampling_params(
+    o: wit_inf::SamplingOptions,
+    session_seed: u64,
+) -> LlmResult<SamplingParams> {
     let p = SamplingParams {
         max_tokens: o.max_tokens.unwrap_or(256),
         temperature: o.temperature.unwrap_or(0.8),
@@ -340,7 +357,10 @@ pub fn sampling_params(o: wit_inf::SamplingOptions, session_seed: u64) -> LlmRes
         return Err(LlmError::invalid("max-tokens must be at least 1"));
     }
     if !p.temperature.is_finite() || p.temperature < 0.0 {
-        return Err(LlmError::invalid(format!("temperature must be a finite number >= 0, not {}", p.temperature)));
+        return Err(LlmError::invalid(format!(
+            "temperature must be a finite number >= 0, not {}",
+            p.temperature
+        )));
     }
     if !(p.top_p > 0.0 && p.top_p <= 1.0) {
         return Err(LlmError::invalid(format!("top-p must be in (0, 1], not {}", p.top_p)));
@@ -349,7 +369,10 @@ pub fn sampling_params(o: wit_inf::SamplingOptions, session_seed: u64) -> LlmRes
         return Err(LlmError::invalid(format!("min-p must be in [0, 1], not {}", p.min_p)));
     }
     if !p.repeat_penalty.is_finite() || p.repeat_penalty <= 0.0 {
-        return Err(LlmError::invalid(format!("repeat-penalty must be a finite number > 0, not {}", p.repeat_penalty)));
+        return Err(LlmError::invalid(format!(
+            "repeat-penalty must be a finite number > 0, not {}",
+            p.repeat_penalty
+        )));
     }
     if p.stop.len() > 16 {
         return Err(LlmError::invalid(format!("at most 16 stop sequences, not {}", p.stop.len())));
@@ -488,16 +511,14 @@ impl wit_models::Host for LlmView<'_> {
 
     async fn unload(&mut self, name: String) -> LlmResult<()> {
         let Some(entry) = self.ctx.loaded.remove(&name) else {
-            return Err(LlmError::Guest(types::Error::NotFound(format!("model '{name}' is not loaded"))));
+            return Err(LlmError::Guest(types::Error::NotFound(format!(
+                "model '{name}' is not loaded"
+            ))));
         };
         let sessions = Arc::downgrade(&entry.sessions);
         let info = entry.model.info();
-        let draining = Draining {
-            name,
-            file_size: info.file_size,
-            gpu_layers: info.gpu_layers,
-            sessions,
-        };
+        let draining =
+            Draining { name, file_size: info.file_size, gpu_layers: info.gpu_layers, sessions };
         drop(entry);
         if draining.sessions.strong_count() > 0 {
             self.ctx.draining.push(draining);
@@ -513,14 +534,19 @@ impl wit_models::HostModel for LlmView<'_> {
         options: Option<wit_models::LoadOptions>,
     ) -> LlmResult<Resource<ModelResource>> {
         let path = self.granted_path(&name)?;
-        let o = options.unwrap_or(wit_models::LoadOptions { gpu_layers: None, use_mmap: None, use_mlock: None });
+        let o = options.unwrap_or(wit_models::LoadOptions {
+            gpu_layers: None,
+            use_mmap: None,
+            use_mlock: None,
+        });
         let shared = Arc::clone(&self.ctx.shared);
         let options = LoadOptions {
             gpu_layers: match o.gpu_layers {
                 Some(n) => n,
                 None => {
                     let engine = Arc::clone(shared.engine());
-                    let has_gpu = tokio::task::spawn_blocking(move || !engine.gpus().is_empty()).await?;
+                    let has_gpu =
+                        tokio::task::spawn_blocking(move || !engine.gpus().is_empty()).await?;
                     if has_gpu { u32::MAX } else { 0 }
                 }
             },
@@ -552,7 +578,10 @@ impl wit_models::HostModel for LlmView<'_> {
         Ok(self.table.push(ModelResource { name, model, epoch })?)
     }
 
-    async fn metadata(&mut self, r: Resource<ModelResource>) -> LlmResult<wit_models::ModelMetadata> {
+    async fn metadata(
+        &mut self,
+        r: Resource<ModelResource>,
+    ) -> LlmResult<wit_models::ModelMetadata> {
         let model = self.model(&r)?;
         let name = self.table.get(&r)?.name.clone();
         let i = model.info();
@@ -619,7 +648,11 @@ impl wit_models::HostModel for LlmView<'_> {
 }
 
 impl wit_inf::Host for LlmView<'_> {
-    async fn embed(&mut self, r: Resource<ModelResource>, texts: Vec<String>) -> LlmResult<Vec<Vec<f32>>> {
+    async fn embed(
+        &mut self,
+        r: Resource<ModelResource>,
+        texts: Vec<String>,
+    ) -> LlmResult<Vec<Vec<f32>>> {
         let model = self.model(&r)?;
         if texts.is_empty() {
             return Err(LlmError::invalid("embed needs at least one text"));
@@ -651,14 +684,17 @@ impl LlmView<'_> {
     ) -> LlmResult<GenerationStream> {
         let s = self.table.get(r)?;
         let params = sampling_params(options, s.seed)?;
-        let (model, session, limit) = (Arc::clone(&s.model), Arc::clone(&s.session), s.limits_input);
+        let (model, session, limit) =
+            (Arc::clone(&s.model), Arc::clone(&s.session), s.limits_input);
         let bytes = match &prompt {
             wit_inf::Prompt::Text(t) => t.len(),
             wit_inf::Prompt::Tokens(t) => t.len() * 4,
             wit_inf::Prompt::Chat(m) => m.iter().map(|m| m.role.len() + m.content.len()).sum(),
         };
         if bytes > limit {
-            return Err(LlmError::invalid(format!("the prompt is {bytes} bytes; the limit is {limit}")));
+            return Err(LlmError::invalid(format!(
+                "the prompt is {bytes} bytes; the limit is {limit}"
+            )));
         }
         let prompt = match prompt {
             wit_inf::Prompt::Text(t) => {
@@ -742,8 +778,12 @@ impl wit_inf::HostSession for LlmView<'_> {
                 self.ctx.limits.max_sessions
             ))));
         }
-        let resolved =
-            session_options(&options, m.info().context_length, &self.ctx.limits, self.ctx.shared.default_threads)?;
+        let resolved = session_options(
+            &options,
+            m.info().context_length,
+            &self.ctx.limits,
+            self.ctx.shared.default_threads,
+        )?;
         let name = self.table.get(&model)?.name.clone();
         let model_use = match self.ctx.loaded.get(&name) {
             Some(e) => Arc::clone(&e.sessions),
@@ -822,7 +862,10 @@ impl wit_inf::HostCompletion for LlmView<'_> {
         }
     }
 
-    async fn outcome(&mut self, r: Resource<CompletionResource>) -> wasmtime::Result<Option<wit_inf::Generation>> {
+    async fn outcome(
+        &mut self,
+        r: Resource<CompletionResource>,
+    ) -> wasmtime::Result<Option<wit_inf::Generation>> {
         Ok(self.table.get(&r)?.outcome.clone().map(to_wit_generation))
     }
 
@@ -868,7 +911,12 @@ mod tests {
     }
 
     fn no_session_options() -> wit_inf::SessionOptions {
-        wit_inf::SessionOptions { context_size: Some(256), batch_size: None, threads: Some(1), seed: Some(7) }
+        wit_inf::SessionOptions {
+            context_size: Some(256),
+            batch_size: None,
+            threads: Some(1),
+            seed: Some(7),
+        }
     }
 
     fn greedy(max: u32) -> wit_inf::SamplingOptions {
@@ -904,7 +952,9 @@ mod tests {
         let mut v = g.view();
         let e = v.load("other".into(), None).await.err().unwrap();
         assert_eq!(kind(&e), "not-granted");
-        assert!(matches!(&e, LlmError::Guest(types::Error::NotGranted(m)) if m.contains("granted: broken, m, missing")));
+        assert!(
+            matches!(&e, LlmError::Guest(types::Error::NotGranted(m)) if m.contains("granted: broken, m, missing"))
+        );
         assert_eq!(kind(&v.load("missing".into(), None).await.err().unwrap()), "not-found");
         assert_eq!(kind(&v.load("broken".into(), None).await.err().unwrap()), "runtime");
         assert_eq!(engine.counters.loads.load(SeqCst), 0);
@@ -982,7 +1032,9 @@ mod tests {
         v.unload("m".into()).await.unwrap();
         let e = v.metadata(Resource::new_borrow(m_rep)).await.err().unwrap();
         assert_eq!(kind(&e), "unloaded");
-        let e = wit_inf::HostSession::create(&mut v, Resource::new_borrow(m_rep), no_session_options()).await;
+        let e =
+            wit_inf::HostSession::create(&mut v, Resource::new_borrow(m_rep), no_session_options())
+                .await;
         assert_eq!(kind(&e.err().unwrap()), "unloaded");
         let loaded = v.loaded().await.unwrap();
         assert_eq!(loaded.len(), 1);
@@ -1003,10 +1055,17 @@ mod tests {
         let (engine, _shared, mut g) = setup();
         let mut v = g.view();
         let m = v.load("m".into(), None).await.unwrap();
-        let s = wit_inf::HostSession::create(&mut v, Resource::new_borrow(m.rep()), no_session_options())
+        let s = wit_inf::HostSession::create(
+            &mut v,
+            Resource::new_borrow(m.rep()),
+            no_session_options(),
+        )
+        .await
+        .unwrap();
+        let _c = v
+            .stream(Resource::new_borrow(s.rep()), wit_inf::Prompt::Text("a".into()), greedy(5))
             .await
             .unwrap();
-        let _c = v.stream(Resource::new_borrow(s.rep()), wit_inf::Prompt::Text("a".into()), greedy(5)).await.unwrap();
         assert_eq!(engine.counters.live_sessions.load(SeqCst), 1);
         drop(g);
         assert_eq!(engine.counters.live_sessions.load(SeqCst), 0);
@@ -1034,7 +1093,8 @@ mod tests {
         let b = || Resource::new_borrow(m.rep());
         let s1 = wit_inf::HostSession::create(&mut v, b(), no_session_options()).await.unwrap();
         let _s2 = wit_inf::HostSession::create(&mut v, b(), no_session_options()).await.unwrap();
-        let e = wit_inf::HostSession::create(&mut v, b(), no_session_options()).await.err().unwrap();
+        let e =
+            wit_inf::HostSession::create(&mut v, b(), no_session_options()).await.err().unwrap();
         assert_eq!(kind(&e), "resource-exhausted");
         let e = v.tokenize(b(), "x".repeat(17), false, false).await.err().unwrap();
         assert_eq!(kind(&e), "invalid-input");
@@ -1048,12 +1108,25 @@ mod tests {
     #[test]
     fn session_options_are_resolved_and_checked() {
         let limits = LlmLimits::default();
-        let opts = |c, b, t| wit_inf::SessionOptions { context_size: c, batch_size: b, threads: t, seed: None };
+        let opts = |c, b, t| wit_inf::SessionOptions {
+            context_size: c,
+            batch_size: b,
+            threads: t,
+            seed: None,
+        };
         let d = session_options(&opts(None, None, None), 8192, &limits, 1).unwrap();
         assert_eq!((d.context_size, d.batch_size, d.threads), (4096, 512, 1));
         let small = session_options(&opts(None, None, None), 128, &limits, 1).unwrap();
         assert_eq!((small.context_size, small.batch_size), (128, 128));
-        for (c, b, t) in [(Some(0), None, None), (Some(8), None, None), (Some(9000), None, None), (Some(256), Some(0), None), (Some(256), Some(257), None), (None, None, Some(0)), (None, None, Some(u32::MAX))] {
+        for (c, b, t) in [
+            (Some(0), None, None),
+            (Some(8), None, None),
+            (Some(9000), None, None),
+            (Some(256), Some(0), None),
+            (Some(256), Some(257), None),
+            (None, None, Some(0)),
+            (None, None, Some(u32::MAX)),
+        ] {
             let e = session_options(&opts(c, b, t), 8192, &limits, 1).err().unwrap();
             assert_eq!(kind(&e), "invalid-input", "{c:?} {b:?} {t:?}");
         }
@@ -1069,8 +1142,12 @@ mod tests {
         defaults.temperature = None;
         defaults.max_tokens = None;
         let d = sampling_params(defaults, 1).unwrap();
-        assert_eq!((d.max_tokens, d.temperature, d.top_k, d.top_p, d.min_p), (256, 0.8, 40, 0.95, 0.05));
-        let bad: Vec<Box<dyn Fn(&mut wit_inf::SamplingOptions)>> = vec![
+        assert_eq!(
+            (d.max_tokens, d.temperature, d.top_k, d.top_p, d.min_p),
+            (256, 0.8, 40, 0.95, 0.05)
+        );
+        type Mutate = Box<dyn Fn(&mut wit_inf::SamplingOptions)>;
+        let bad: Vec<Mutate> = vec![
             Box::new(|o| o.temperature = Some(f32::NAN)),
             Box::new(|o| o.temperature = Some(-0.5)),
             Box::new(|o| o.temperature = Some(f32::INFINITY)),

@@ -45,9 +45,8 @@ fn detect_cpu() -> CpuInfo {
     use raw_cpuid::CpuId;
     let id = CpuId::new();
     let vendor = id.get_vendor_info().map_or_else(|| "unknown".into(), |v| v.as_str().to_string());
-    let brand = id
-        .get_processor_brand_string()
-        .map_or_else(String::new, |b| b.as_str().trim().to_string());
+    let brand =
+        id.get_processor_brand_string().map_or_else(String::new, |b| b.as_str().trim().to_string());
     let (family, model, stepping) = id.get_feature_info().map_or((0, 0, 0), |f| {
         (u32::from(f.family_id()), u32::from(f.model_id()), u32::from(f.stepping_id()))
     });
@@ -154,7 +153,7 @@ fn physical_cores() -> Option<u32> {
         let core = std::fs::read_to_string(format!("{base}/core_id")).ok()?;
         cores.insert((package.trim().to_string(), core.trim().to_string()));
     }
-    (!cores.is_empty()).then(|| cores.len() as u32)
+    (!cores.is_empty()).then_some(cores.len() as u32)
 }
 
 /// Parse a Linux CPU list such as `0-3,8,10-11`.
@@ -189,15 +188,16 @@ pub struct MemoryInfo {
 
 /// Read system memory (Linux `/proc/meminfo`; zeros where unknown).
 pub fn memory() -> MemoryInfo {
-    std::fs::read_to_string("/proc/meminfo").map_or(MemoryInfo { total: 0, available: 0 }, |s| {
-        parse_meminfo(&s)
-    })
+    std::fs::read_to_string("/proc/meminfo")
+        .map_or(MemoryInfo { total: 0, available: 0 }, |s| parse_meminfo(&s))
 }
 
 fn parse_meminfo(text: &str) -> MemoryInfo {
     let field = |name: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+            .find_map(|l| {
+                l.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
+            })
             .map_or(0, |kb| kb * 1024)
     };
     MemoryInfo { total: field("MemTotal:"), available: field("MemAvailable:") }
@@ -264,7 +264,7 @@ pub fn recommend_split(input: &SplitInput) -> SplitRecommendation {
     let margin = (free / 10).max(256 << 20);
     let usable = free.saturating_sub(margin);
     let per_layer = bytes_per_layer + kv_per_layer;
-    let fit = if per_layer == 0 { layers } else { (usable / per_layer).min(u64::from(layers)) as u32 };
+    let fit = usable.checked_div(per_layer).map_or(layers, |n| n.min(u64::from(layers)) as u32);
     let explanation = format!(
         "{fit} of {layers} layers fit: {per_layer} bytes per layer ({bytes_per_layer} weights + {kv_per_layer} KV) in {usable} usable bytes ({free} free - {margin} margin)"
     );
@@ -303,7 +303,8 @@ mod tests {
 
     #[test]
     fn meminfo() {
-        let m = parse_meminfo("MemTotal:       24000 kB\nMemFree: 1 kB\nMemAvailable:   12000 kB\n");
+        let m =
+            parse_meminfo("MemTotal:       24000 kB\nMemFree: 1 kB\nMemAvailable:   12000 kB\n");
         assert_eq!(m, MemoryInfo { total: 24000 * 1024, available: 12000 * 1024 });
     }
 

@@ -120,10 +120,16 @@ impl Host {
             }
             Err(e) => tracing::warn!("compiled-component cache disabled: {e}"),
         }
-        let wasm = wasmtime::Engine::new(&config).map_err(anyhow::Error::from).context("cannot configure wasmtime")?;
+        let wasm = wasmtime::Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("cannot configure wasmtime")?;
         let mut linker = Linker::new(&wasm);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
-        crate::ctx::add_to_linker(&mut linker).map_err(anyhow::Error::from).context("cannot link tabagent:llm")?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("cannot link WASI")?;
+        crate::ctx::add_to_linker(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("cannot link tabagent:llm")?;
         Ok(Self { wasm, linker, llm: LlmShared::new(engine) })
     }
 
@@ -139,7 +145,8 @@ impl Host {
 
     /// Compile a component from a file (`.wasm` binary or `.wat` text).
     pub fn compile_file(&self, path: &Path) -> anyhow::Result<Component> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         self.compile(&bytes).with_context(|| format!("{} is not a valid component", path.display()))
     }
 
@@ -151,9 +158,14 @@ impl Host {
     /// Run a component's `wasi:cli/run` export to the end.
     ///
     /// Returns the exit code; an `Err` means the guest could not start or trapped.
-    pub async fn run(&self, component: &Component, guest: GuestConfig) -> anyhow::Result<RunOutcome> {
+    pub async fn run(
+        &self,
+        component: &Component,
+        guest: GuestConfig,
+    ) -> anyhow::Result<RunOutcome> {
         let mut wasi = WasiCtxBuilder::new();
-        let mut argv = vec![if guest.program.is_empty() { "app".to_string() } else { guest.program.clone() }];
+        let mut argv =
+            vec![if guest.program.is_empty() { "app".to_string() } else { guest.program.clone() }];
         argv.extend(guest.args.iter().cloned());
         wasi.args(&argv);
         wasi.envs(&guest.env);
@@ -199,12 +211,17 @@ impl Host {
             Err(e) => match e.downcast_ref::<I32Exit>() {
                 Some(exit) => exit.0,
                 None => {
-                    let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4096)..]).into_owned();
+                    let tail =
+                        String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4096)..])
+                            .into_owned();
                     let e = anyhow::Error::from(e);
                     return Err(if tail.trim().is_empty() {
                         e.context("the guest trapped")
                     } else {
-                        e.context(format!("the guest trapped; its stderr ends with: {}", tail.trim_end()))
+                        e.context(format!(
+                            "the guest trapped; its stderr ends with: {}",
+                            tail.trim_end()
+                        ))
                     });
                 }
             },

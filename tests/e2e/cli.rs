@@ -12,7 +12,11 @@ fn binary() -> PathBuf {
         let exe = std::env::current_exe().unwrap();
         exe.parent().unwrap().parent().unwrap().join("tabagent-host")
     });
-    assert!(path.is_file(), "{} is missing: build it with `cargo build --release -p tabagent-host`", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release -p tabagent-host`",
+        path.display()
+    );
     path
 }
 
@@ -41,7 +45,20 @@ fn run_streams_a_reply_and_reports_usage() {
     let chat = guest("chat");
     let grant = model_grant();
     let out = host(
-        &["run", chat.to_str().unwrap(), "--model", &grant, "--", "--temperature", "0", "--max-tokens", "24", "What", "is", "2+2?"],
+        &[
+            "run",
+            chat.to_str().unwrap(),
+            "--model",
+            &grant,
+            "--",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "24",
+            "What",
+            "is",
+            "2+2?",
+        ],
         None,
     );
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
@@ -55,7 +72,10 @@ fn run_streams_a_reply_and_reports_usage() {
 fn run_reads_the_prompt_from_stdin() {
     let chat = guest("chat");
     let grant = model_grant();
-    let out = host(&["run", chat.to_str().unwrap(), "--model", &grant, "--", "--max-tokens", "8"], Some("Say hello."));
+    let out = host(
+        &["run", chat.to_str().unwrap(), "--model", &grant, "--", "--max-tokens", "8"],
+        Some("Say hello."),
+    );
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert!(!text(&out.stdout).trim().is_empty());
 }
@@ -87,11 +107,13 @@ fn host_errors_are_one_readable_line() {
     assert_eq!(bad_grant.status.code(), Some(126));
     assert!(text(&bad_grant.stderr).contains("NAME=PATH"));
 
-    let missing_model = host(&["run", chat.to_str().unwrap(), "--model", "x=/nonexistent.gguf"], None);
+    let missing_model =
+        host(&["run", chat.to_str().unwrap(), "--model", "x=/nonexistent.gguf"], None);
     assert_eq!(missing_model.status.code(), Some(126));
     assert!(text(&missing_model.stderr).contains("not a file"));
 
-    let not_wasm = std::env::temp_dir().join(format!("tabagent-not-wasm-{}.wasm", std::process::id()));
+    let not_wasm =
+        std::env::temp_dir().join(format!("tabagent-not-wasm-{}.wasm", std::process::id()));
     std::fs::write(&not_wasm, b"hello").unwrap();
     let out = host(&["run", not_wasm.to_str().unwrap()], None);
     std::fs::remove_file(&not_wasm).unwrap();

@@ -13,7 +13,11 @@ async fn every_bad_input_is_a_clear_error_value() {
     let expect = |case: &str, kind: &str, words: &str| {
         let r = &v[case];
         assert_eq!(error_kind(r), Some(kind), "{case}: {r}");
-        assert!(error_message(r).contains(words), "{case}: message '{}' lacks '{words}'", error_message(r));
+        assert!(
+            error_message(r).contains(words),
+            "{case}: message '{}' lacks '{words}'",
+            error_message(r)
+        );
     };
     expect("not_granted", "not-granted", "llama-70b");
     expect("missing_file", "not-found", "ghost.gguf");
@@ -55,7 +59,8 @@ async fn a_model_file_that_is_not_gguf_is_refused_and_the_host_carries_on() {
     let head = std::fs::read(model_path()).unwrap()[..4096].to_vec();
     std::fs::write(&truncated, head).unwrap();
     for file in [&bad, &truncated] {
-        let out = run("metadata", BTreeMap::from([("smollm2".to_string(), file.clone())]), &[]).await;
+        let out =
+            run("metadata", BTreeMap::from([("smollm2".to_string(), file.clone())]), &[]).await;
         assert_eq!(out.exit_code, 3, "{}", out.stderr_text());
         let stderr = out.stderr_text();
         assert!(stderr.contains("load: ") && stderr.contains(file.to_str().unwrap()), "{stderr}");

@@ -28,7 +28,8 @@ fn greedy_request(max_tokens: u32) -> Value {
 /// The reference: a plain llama-cpp-2 greedy loop, as in llama-cpp-rs's `simple` example.
 fn direct_greedy(prompt: &str, max_tokens: usize) -> (Vec<u32>, usize) {
     let backend = tabagent_host::engine::llama::backend().expect("backend");
-    let model = LlamaModel::load_from_file(backend, model_path(), &LlamaModelParams::default()).unwrap();
+    let model =
+        LlamaModel::load_from_file(backend, model_path(), &LlamaModelParams::default()).unwrap();
     let threads = tabagent_host::hardware::default_threads() as i32;
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(2048))
@@ -71,7 +72,8 @@ fn tokens(v: &Value) -> Vec<u64> {
 async fn greedy_tokens_equal_a_direct_llama_cpp_loop() {
     let v = generate(greedy_request(40)).await;
     let g = &v["runs"][0]["generate"]["ok"];
-    let (direct, prompt_len) = tokio::task::spawn_blocking(|| direct_greedy(PROMPT, 40)).await.unwrap();
+    let (direct, prompt_len) =
+        tokio::task::spawn_blocking(|| direct_greedy(PROMPT, 40)).await.unwrap();
     let direct: Vec<u64> = direct.into_iter().map(u64::from).collect();
     assert!(!direct.is_empty());
     assert_eq!(tokens(g), direct, "guest text: {}", g["text"]);
@@ -89,7 +91,8 @@ async fn streamed_pieces_concatenate_to_the_generated_text() {
     let g = &run["generate"]["ok"];
     let s = &run["stream"];
     assert!(s["error"].is_null(), "{s}");
-    let pieces: Vec<&str> = s["pieces"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let pieces: Vec<&str> =
+        s["pieces"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     assert!(pieces.len() > 1, "expected many pieces, got {pieces:?}");
     assert_eq!(pieces.concat(), g["text"].as_str().unwrap());
     assert_eq!(s["outcome"]["text"], g["text"]);
@@ -121,7 +124,8 @@ async fn stop_sequences_end_with_stop_sequence_and_are_cut() {
     let full = generate(greedy_request(40)).await;
     let text = full["runs"][0]["generate"]["ok"]["text"].as_str().unwrap().to_string();
     // Stop at the second word of the reply.
-    let stop: String = text.split_whitespace().nth(1).expect("a reply of two words or more").to_string();
+    let stop: String =
+        text.split_whitespace().nth(1).expect("a reply of two words or more").to_string();
     let at = text.find(&stop).unwrap();
     let mut req = greedy_request(40);
     req["options"]["stop"] = json!([stop]);
@@ -130,8 +134,12 @@ async fn stop_sequences_end_with_stop_sequence_and_are_cut() {
     let g = &v["runs"][0]["generate"]["ok"];
     assert_eq!(g["finish"], "stop-sequence", "{g}");
     assert_eq!(g["text"].as_str().unwrap(), &text[..at]);
-    let pieces: String =
-        v["runs"][0]["stream"]["pieces"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let pieces: String = v["runs"][0]["stream"]["pieces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
     assert_eq!(pieces, text[..at]);
     assert_eq!(v["runs"][0]["stream"]["outcome"]["finish"], "stop-sequence");
 }
@@ -149,7 +157,8 @@ async fn a_fixed_seed_reproduces_the_same_text() {
     let a = generate(request(1234)).await;
     let b = generate(request(1234)).await;
     let c = generate(request(99)).await;
-    let text = |v: &Value, i: usize| v["runs"][i]["generate"]["ok"]["text"].as_str().unwrap().to_string();
+    let text =
+        |v: &Value, i: usize| v["runs"][i]["generate"]["ok"]["text"].as_str().unwrap().to_string();
     assert_eq!(text(&a, 0), text(&a, 1), "same seed, same session");
     assert_eq!(text(&a, 0), text(&b, 0), "same seed, another guest");
     assert_ne!(text(&a, 0), text(&c, 0), "another seed");

@@ -25,7 +25,10 @@ async fn metadata_matches_the_gguf_file() {
     assert!(m["newline"].is_u64());
     assert!(m["chat_template"].as_str().unwrap().contains("<|im_start|>"));
     assert_eq!(m["granted"], serde_json::json!(["smollm2"]));
-    assert_eq!(m["loaded"], serde_json::json!([{ "name": "smollm2", "loaded": true, "sessions": 0 }]));
+    assert_eq!(
+        m["loaded"],
+        serde_json::json!([{ "name": "smollm2", "loaded": true, "sessions": 0 }])
+    );
 }
 
 #[tokio::test]
@@ -87,11 +90,17 @@ async fn hardware_agrees_with_the_host() {
 async fn unloading_a_model_in_use_drains_and_streams_end_cleanly() {
     let v = run_json("unload", smollm2(), &[]).await;
     assert_eq!(v["before"]["ok"], 4, "{v}");
-    assert_eq!(v["loaded_before"], serde_json::json!([{ "name": "smollm2", "draining": false, "sessions": 1 }]));
+    assert_eq!(
+        v["loaded_before"],
+        serde_json::json!([{ "name": "smollm2", "draining": false, "sessions": 1 }])
+    );
     assert_eq!(v["unload"]["ok"], "ok");
     assert_eq!(error_kind(&v["metadata_after"]), Some("unloaded"));
     assert_eq!(error_kind(&v["session_after"]), Some("unloaded"));
-    assert_eq!(v["loaded_draining"], serde_json::json!([{ "name": "smollm2", "draining": true, "sessions": 1 }]));
+    assert_eq!(
+        v["loaded_draining"],
+        serde_json::json!([{ "name": "smollm2", "draining": true, "sessions": 1 }])
+    );
     assert_eq!(v["old_session_generates"]["ok"], 4, "a session outlives the unload of its model");
     assert_eq!(v["loaded_after_drop"], serde_json::json!([]));
     assert_eq!(error_kind(&v["unload_again"]), Some("not-found"));
@@ -103,5 +112,8 @@ async fn unloading_a_model_in_use_drains_and_streams_end_cleanly() {
     assert!(["cancelled", "length", "stop"].contains(&finish), "{orphan}");
     // Dropping handles does not unload: the model stays loaded (and instant to load again) until
     // `unload` or the end of the guest.
-    assert_eq!(v["loaded_end"], serde_json::json!([{ "name": "smollm2", "draining": false, "sessions": 0 }]));
+    assert_eq!(
+        v["loaded_end"],
+        serde_json::json!([{ "name": "smollm2", "draining": false, "sessions": 0 }])
+    );
 }

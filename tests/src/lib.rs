@@ -66,7 +66,8 @@ pub async fn run_json(name: &str, models: BTreeMap<String, PathBuf>, args: &[&st
         out.stderr_text()
     );
     let text = out.stdout_text();
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("guest {name} printed no JSON ({e}): {text}"))
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("guest {name} printed no JSON ({e}): {text}"))
 }
 
 /// The `error.kind` of a `{"error": ...}` result, or `None` for `{"ok": ...}`.

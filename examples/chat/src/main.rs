@@ -40,13 +40,16 @@ fn parse_args() -> Result<Options, String> {
             "--model" => o.model = Some(value("--model")?),
             "--system" => o.system = Some(value("--system")?),
             "--max-tokens" => {
-                o.max_tokens = value("--max-tokens")?.parse().map_err(|e| format!("--max-tokens: {e}"))?
+                o.max_tokens =
+                    value("--max-tokens")?.parse().map_err(|e| format!("--max-tokens: {e}"))?
             }
             "--temperature" => {
                 o.temperature =
                     value("--temperature")?.parse().map_err(|e| format!("--temperature: {e}"))?
             }
-            "--seed" => o.seed = Some(value("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?),
+            "--seed" => {
+                o.seed = Some(value("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?)
+            }
             _ => words.push(arg),
         }
     }
@@ -65,10 +68,9 @@ fn parse_args() -> Result<Options, String> {
 fn chat(o: Options) -> Result<(), Error> {
     let name = match o.model {
         Some(name) => name,
-        None => tabagent_guest::granted_models()
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::NotGranted("no model was granted; use --model NAME=PATH".into()))?,
+        None => tabagent_guest::granted_models().into_iter().next().ok_or_else(|| {
+            Error::NotGranted("no model was granted; use --model NAME=PATH".into())
+        })?,
     };
     let model = Model::load(&name)?;
     let mut messages = Vec::new();

@@ -139,7 +139,10 @@ fn run_app(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut guest = GuestConfig {
-        program: args.app.file_stem().map_or_else(|| "app".into(), |s| s.to_string_lossy().into_owned()),
+        program: args
+            .app
+            .file_stem()
+            .map_or_else(|| "app".into(), |s| s.to_string_lossy().into_owned()),
         args: args.args,
         models: grants.models,
         dirs: grants.dirs,

@@ -101,7 +101,12 @@ impl Model for FakeModel {
         &self.info
     }
 
-    fn tokenize(&self, text: &str, add_special: bool, _: bool) -> Result<Vec<TokenId>, EngineError> {
+    fn tokenize(
+        &self,
+        text: &str,
+        add_special: bool,
+        _: bool,
+    ) -> Result<Vec<TokenId>, EngineError> {
         let mut out: Vec<TokenId> = Vec::with_capacity(text.len() + 1);
         if add_special {
             out.push(BOS);
@@ -118,7 +123,11 @@ impl Model for FakeModel {
                 BOS if render_special => bytes.extend_from_slice(b"<s>"),
                 EOS if render_special => bytes.extend_from_slice(b"</s>"),
                 BOS | EOS => {}
-                t => return Err(EngineError::invalid(format!("token {t} is outside the vocabulary"))),
+                t => {
+                    return Err(EngineError::invalid(format!(
+                        "token {t} is outside the vocabulary"
+                    )));
+                }
             }
         }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -129,7 +138,8 @@ impl Model for FakeModel {
         messages: &[ChatMessage],
         add_assistant: bool,
     ) -> Result<String, EngineError> {
-        let mut s: String = messages.iter().map(|m| format!("[{}]{}\n", m.role, m.content)).collect();
+        let mut s: String =
+            messages.iter().map(|m| format!("[{}]{}\n", m.role, m.content)).collect();
         if add_assistant {
             s.push_str("[assistant]");
         }

@@ -114,9 +114,9 @@ impl Engine for LlamaEngine {
 fn check_gguf_magic(path: &Path) -> Result<(), EngineError> {
     use std::io::Read;
     let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|e| EngineError::invalid(format!("{}: cannot read a GGUF header: {e}", path.display())))?;
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).map_err(|e| {
+        EngineError::invalid(format!("{}: cannot read a GGUF header: {e}", path.display()))
+    })?;
     if &magic != b"GGUF" {
         return Err(EngineError::invalid(format!(
             "{} is not a GGUF file (magic {:02x?}, expected \"GGUF\")",
@@ -268,9 +268,10 @@ impl Model for LlamaModelHandle {
         messages: &[ChatMessage],
         add_assistant: bool,
     ) -> Result<String, EngineError> {
-        let template = self.model.chat_template(None).map_err(|_| {
-            EngineError::Unsupported("the model file has no chat template".into())
-        })?;
+        let template = self
+            .model
+            .chat_template(None)
+            .map_err(|_| EngineError::Unsupported("the model file has no chat template".into()))?;
         let messages = messages
             .iter()
             .map(|m| {
@@ -289,7 +290,8 @@ impl Model for LlamaModelHandle {
     fn new_session(&self, options: &SessionOptions) -> Result<Box<dyn Session>, EngineError> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let n_ctx = self.request(|reply| Command::NewSession { id, options: options.clone(), reply })??;
+        let n_ctx =
+            self.request(|reply| Command::NewSession { id, options: options.clone(), reply })??;
         Ok(Box::new(LlamaSession { id, n_ctx, n_vocab: self.info.vocab_size, tx: self.tx.clone() }))
     }
 
@@ -326,7 +328,13 @@ impl Session for LlamaSession {
         check_tokens(&prompt, self.n_vocab)?;
         let (events, stream) = GenerationStream::channel();
         let prompt = to_llama(&prompt);
-        request(&self.tx, |reply| Command::Generate { id: self.id, prompt, params, events, reply })??;
+        request(&self.tx, |reply| Command::Generate {
+            id: self.id,
+            prompt,
+            params,
+            events,
+            reply,
+        })??;
         Ok(stream)
     }
 }
@@ -338,8 +346,14 @@ impl Drop for LlamaSession {
 }
 
 enum Command {
-    NewSession { id: u64, options: SessionOptions, reply: SyncSender<Result<u32, EngineError>> },
-    DropSession { id: u64 },
+    NewSession {
+        id: u64,
+        options: SessionOptions,
+        reply: SyncSender<Result<u32, EngineError>>,
+    },
+    DropSession {
+        id: u64,
+    },
     Generate {
         id: u64,
         prompt: Vec<LlamaToken>,
@@ -347,7 +361,10 @@ enum Command {
         events: UnboundedSender<StreamEvent>,
         reply: SyncSender<Result<(), EngineError>>,
     },
-    Embed { inputs: Vec<Vec<LlamaToken>>, reply: SyncSender<Result<Vec<Vec<f32>>, EngineError>> },
+    Embed {
+        inputs: Vec<Vec<LlamaToken>>,
+        reply: SyncSender<Result<Vec<Vec<f32>>, EngineError>>,
+    },
 }
 
 struct SessionState<'m> {
@@ -667,7 +684,9 @@ fn embed<'m>(
             .with_embeddings(true)
             .with_pooling_type(LlamaPoolingType::Mean);
         let ctx = model.new_context(backend, params).map_err(|e| {
-            EngineError::ResourceExhausted(format!("llama.cpp could not create an embedding context: {e}"))
+            EngineError::ResourceExhausted(format!(
+                "llama.cpp could not create an embedding context: {e}"
+            ))
         })?;
         *embedder = Some((ctx, n));
     }

@@ -22,10 +22,7 @@ pub struct OutputAssembler {
 impl OutputAssembler {
     /// An assembler that cuts at any of `stops` (empty strings are ignored).
     pub fn new(stops: &[String]) -> Self {
-        Self {
-            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
-            ..Self::default()
-        }
+        Self { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), ..Self::default() }
     }
 
     /// Add the bytes of one token. Returns [`StopHit`] once a stop sequence appears; bytes pushed

@@ -8,8 +8,11 @@ fn main() {
     let texts: Vec<String> = std::env::args().skip(1).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let vectors = model.embed(&refs).expect("embed");
-    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>();
-    let cos: Vec<Vec<f64>> = vectors.iter().map(|a| vectors.iter().map(|b| dot(a, b)).collect()).collect();
+    let dot = |a: &[f32], b: &[f32]| {
+        a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>()
+    };
+    let cos: Vec<Vec<f64>> =
+        vectors.iter().map(|a| vectors.iter().map(|b| dot(a, b)).collect()).collect();
     let empty = tabagent_test_programs::result_json(model.embed(&[""]), |v| json!(v.len()));
     let none = tabagent_test_programs::result_json(model.embed(&[]), |v| json!(v.len()));
     tabagent_test_programs::emit(&json!({

@@ -34,27 +34,82 @@ fn main() {
     put("missing_file", result_json(Model::load("ghost"), |_| json!("loaded")));
     let model = Model::load("smollm2").expect("load smollm2");
     let m = model.raw();
-    put("context_zero", result_json(inf::Session::create(m, session_opts(Some(0), None, None)), |_| json!("created")));
-    put("context_one", result_json(inf::Session::create(m, session_opts(Some(1), None, None)), |_| json!("created")));
-    put("context_huge", result_json(inf::Session::create(m, session_opts(Some(1 << 30), None, None)), |_| json!("created")));
-    put("batch_zero", result_json(inf::Session::create(m, session_opts(Some(256), Some(0), None)), |_| json!("created")));
-    put("batch_above_context", result_json(inf::Session::create(m, session_opts(Some(256), Some(512), None)), |_| json!("created")));
-    put("threads_zero", result_json(inf::Session::create(m, session_opts(None, None, Some(0))), |_| json!("created")));
-    put("threads_too_many", result_json(inf::Session::create(m, session_opts(None, None, Some(100_000))), |_| json!("created")));
+    put(
+        "context_zero",
+        result_json(inf::Session::create(m, session_opts(Some(0), None, None)), |_| {
+            json!("created")
+        }),
+    );
+    put(
+        "context_one",
+        result_json(inf::Session::create(m, session_opts(Some(1), None, None)), |_| {
+            json!("created")
+        }),
+    );
+    put(
+        "context_huge",
+        result_json(inf::Session::create(m, session_opts(Some(1 << 30), None, None)), |_| {
+            json!("created")
+        }),
+    );
+    put(
+        "batch_zero",
+        result_json(inf::Session::create(m, session_opts(Some(256), Some(0), None)), |_| {
+            json!("created")
+        }),
+    );
+    put(
+        "batch_above_context",
+        result_json(inf::Session::create(m, session_opts(Some(256), Some(512), None)), |_| {
+            json!("created")
+        }),
+    );
+    put(
+        "threads_zero",
+        result_json(inf::Session::create(m, session_opts(None, None, Some(0))), |_| {
+            json!("created")
+        }),
+    );
+    put(
+        "threads_too_many",
+        result_json(inf::Session::create(m, session_opts(None, None, Some(100_000))), |_| {
+            json!("created")
+        }),
+    );
     let session = inf::Session::create(m, session_opts(Some(64), None, None)).expect("session");
     let text = |t: &str| inf::Prompt::Text(t.to_string());
     let run = |name: &str, prompt: inf::Prompt, o: inf::SamplingOptions| -> (String, Value) {
         (name.to_string(), result_json(session.generate(&prompt, &o), |g| generation_json(&g)))
     };
     let cases = vec![
-        run("temperature_nan", text("Hi"), inf::SamplingOptions { temperature: Some(f32::NAN), ..sampling() }),
-        run("temperature_negative", text("Hi"), inf::SamplingOptions { temperature: Some(-1.0), ..sampling() }),
+        run(
+            "temperature_nan",
+            text("Hi"),
+            inf::SamplingOptions { temperature: Some(f32::NAN), ..sampling() },
+        ),
+        run(
+            "temperature_negative",
+            text("Hi"),
+            inf::SamplingOptions { temperature: Some(-1.0), ..sampling() },
+        ),
         run("top_p_above_one", text("Hi"), inf::SamplingOptions { top_p: Some(1.5), ..sampling() }),
         run("top_p_zero", text("Hi"), inf::SamplingOptions { top_p: Some(0.0), ..sampling() }),
         run("min_p_negative", text("Hi"), inf::SamplingOptions { min_p: Some(-0.1), ..sampling() }),
-        run("repeat_penalty_zero", text("Hi"), inf::SamplingOptions { repeat_penalty: Some(0.0), ..sampling() }),
-        run("max_tokens_zero", text("Hi"), inf::SamplingOptions { max_tokens: Some(0), ..sampling() }),
-        run("empty_stop", text("Hi"), inf::SamplingOptions { stop: vec![String::new()], ..sampling() }),
+        run(
+            "repeat_penalty_zero",
+            text("Hi"),
+            inf::SamplingOptions { repeat_penalty: Some(0.0), ..sampling() },
+        ),
+        run(
+            "max_tokens_zero",
+            text("Hi"),
+            inf::SamplingOptions { max_tokens: Some(0), ..sampling() },
+        ),
+        run(
+            "empty_stop",
+            text("Hi"),
+            inf::SamplingOptions { stop: vec![String::new()], ..sampling() },
+        ),
         run("empty_prompt", text(""), sampling()),
         run("nul_prompt", text("a\0b"), sampling()),
         run("bad_tokens", inf::Prompt::Tokens(vec![1, 999_999]), sampling()),
@@ -68,7 +123,13 @@ fn main() {
     put("detokenize_bad", result_json(m.detokenize(&[u32::MAX], false), |s| json!(s)));
     let nul_chat = [models::ChatMessage { role: "user".into(), content: "x\0y".into() }];
     put("template_nul", result_json(m.apply_chat_template(&nul_chat, true), |s| json!(s)));
-    put("unload_unknown", result_json(tabagent_guest::unload("never-loaded"), |_| json!("unloaded")));
-    put("recovered", result_json(session.generate(&text("Hello"), &sampling()), |g| generation_json(&g)));
+    put(
+        "unload_unknown",
+        result_json(tabagent_guest::unload("never-loaded"), |_| json!("unloaded")),
+    );
+    put(
+        "recovered",
+        result_json(session.generate(&text("Hello"), &sampling()), |g| generation_json(&g)),
+    );
     emit(&Value::Object(out));
 }

@@ -22,8 +22,10 @@ fn opt_f32(v: &Value, k: &str) -> Option<f32> {
 }
 
 fn main() {
-    let req: Value = serde_json::from_str(&std::env::args().nth(1).expect("request")).expect("json");
-    let model = Model::load(req.get("model").and_then(Value::as_str).unwrap_or("smollm2")).expect("load");
+    let req: Value =
+        serde_json::from_str(&std::env::args().nth(1).expect("request")).expect("json");
+    let model =
+        Model::load(req.get("model").and_then(Value::as_str).unwrap_or("smollm2")).expect("load");
     let s = req.get("session").cloned().unwrap_or(json!({}));
     let session = model
         .session_with(SessionOptions {
@@ -37,7 +39,9 @@ fn main() {
     let prompt = if let Some(t) = p.get("text") {
         inf::Prompt::Text(t.as_str().unwrap().to_string())
     } else if let Some(t) = p.get("tokens") {
-        inf::Prompt::Tokens(t.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        inf::Prompt::Tokens(
+            t.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect(),
+        )
     } else {
         inf::Prompt::Chat(
             p["chat"]
@@ -73,7 +77,8 @@ fn main() {
     for _ in 0..repeat {
         let mut run = json!({});
         if mode != "stream" {
-            run["generate"] = result_json(session.raw().generate(&prompt, &options), |g| generation_json(&g));
+            run["generate"] =
+                result_json(session.raw().generate(&prompt, &options), |g| generation_json(&g));
         }
         if mode != "generate" {
             run["stream"] = match session.raw().stream(&prompt, &options) {

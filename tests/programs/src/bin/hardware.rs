@@ -10,11 +10,14 @@ fn main() {
         .iter()
         .map(|g| json!({ "name": g.name, "backend": g.backend, "memory_total": g.memory_total }))
         .collect();
-    let split = tabagent_test_programs::result_json(hardware::recommend_split("smollm2", 2048), |r| {
-        json!({ "gpu_layers": r.gpu_layers, "total_layers": r.total_layers, "kv": r.kv_cache_bytes, "explanation": r.explanation })
-    });
+    let split = tabagent_test_programs::result_json(
+        hardware::recommend_split("smollm2", 2048),
+        |r| json!({ "gpu_layers": r.gpu_layers, "total_layers": r.total_layers, "kv": r.kv_cache_bytes, "explanation": r.explanation }),
+    );
     let split_not_granted =
-        tabagent_test_programs::result_json(hardware::recommend_split("other", 2048), |r| json!(r.gpu_layers));
+        tabagent_test_programs::result_json(hardware::recommend_split("other", 2048), |r| {
+            json!(r.gpu_layers)
+        });
     tabagent_test_programs::emit(&json!({
         "vendor": cpu.vendor,
         "brand": cpu.brand,

@@ -44,7 +44,10 @@ fn main() {
     out.insert("old_session_generates".into(), gen_len(&session, 4));
     drop(session);
     out.insert("loaded_after_drop".into(), loaded());
-    out.insert("unload_again".into(), result_json(tabagent_guest::unload("smollm2"), |_| json!("ok")));
+    out.insert(
+        "unload_again".into(),
+        result_json(tabagent_guest::unload("smollm2"), |_| json!("ok")),
+    );
 
     // Load again and drop a stream after one piece: the session stays usable.
     let model = Model::load("smollm2").expect("reload");
