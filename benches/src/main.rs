@@ -17,7 +17,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tabagent_host::runtime::GuestConfig;
 
@@ -119,7 +119,7 @@ fn direct(
 }
 
 async fn guest(
-    model: &PathBuf,
+    model: &Path,
     threads: u32,
     max_tokens: u32,
     mode: &str,
@@ -133,7 +133,7 @@ async fn guest(
     let config = GuestConfig {
         program: "bench".into(),
         args: vec![request.to_string()],
-        models: BTreeMap::from([("smollm2".to_string(), model.clone())]),
+        models: BTreeMap::from([("smollm2".to_string(), model.to_path_buf())]),
         ..GuestConfig::default()
     };
     let out = host.run(&component, config).await?;
@@ -179,8 +179,8 @@ fn summarize(runs: &[Figures]) -> Figures {
 
 /// llama-bench's pp and tg averages, if it runs.
 fn llama_bench(
-    path: &PathBuf,
-    model: &PathBuf,
+    path: &Path,
+    model: &Path,
     prompt_tokens: usize,
     tokens: u32,
     threads: u32,
