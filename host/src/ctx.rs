@@ -236,6 +236,8 @@ pub struct SessionResource {
 /// The `completion` resource.
 pub struct CompletionResource {
     stream: GenerationStream,
+    /// An event read ahead while joining pieces.
+    pending: Option<StreamEvent>,
     outcome: Option<GenerationSummary>,
     failed: bool,
 }
@@ -352,6 +354,7 @@ pub fn sampling_params(
         repeat_window: o.repeat_window.unwrap_or(64),
         seed: o.seed.unwrap_or(session_seed),
         stop: o.stop,
+        pieces: true,
     };
     if p.max_tokens == 0 {
         return Err(LlmError::invalid("max-tokens must be at least 1"));
@@ -681,9 +684,11 @@ impl LlmView<'_> {
         r: &Resource<SessionResource>,
         prompt: wit_inf::Prompt,
         options: wit_inf::SamplingOptions,
+        pieces: bool,
     ) -> LlmResult<GenerationStream> {
         let s = self.table.get(r)?;
-        let params = sampling_params(options, s.seed)?;
+        let mut params = sampling_params(options, s.seed)?;
+        params.pieces = pieces;
         let (model, session, limit) =
             (Arc::clone(&s.model), Arc::clone(&s.session), s.limits_input);
         let bytes = match &prompt {
@@ -812,7 +817,7 @@ impl wit_inf::HostSession for LlmView<'_> {
         prompt: wit_inf::Prompt,
         options: wit_inf::SamplingOptions,
     ) -> LlmResult<wit_inf::Generation> {
-        let mut stream = self.start(&r, prompt, options).await?;
+        let mut stream = self.start(&r, prompt, options, false).await?;
         loop {
             match stream.next_event().await {
                 Some(StreamEvent::Piece(_)) => {}
@@ -829,8 +834,13 @@ impl wit_inf::HostSession for LlmView<'_> {
         prompt: wit_inf::Prompt,
         options: wit_inf::SamplingOptions,
     ) -> LlmResult<Resource<CompletionResource>> {
-        let stream = self.start(&r, prompt, options).await?;
-        Ok(self.table.push(CompletionResource { stream, outcome: None, failed: false })?)
+        let stream = self.start(&r, prompt, options, true).await?;
+        Ok(self.table.push(CompletionResource {
+            stream,
+            pending: None,
+            outcome: None,
+            failed: false,
+        })?)
     }
 
     async fn drop(&mut self, r: Resource<SessionResource>) -> wasmtime::Result<()> {
@@ -845,8 +855,25 @@ impl wit_inf::HostCompletion for LlmView<'_> {
         if c.outcome.is_some() || c.failed {
             return Ok(None);
         }
-        match c.stream.next_event().await {
-            Some(StreamEvent::Piece(p)) => Ok(Some(p)),
+        let event = match c.pending.take() {
+            Some(e) => Some(e),
+            None => c.stream.next_event().await,
+        };
+        match event {
+            Some(StreamEvent::Piece(mut p)) => {
+                // Join the pieces that are already waiting: one call instead of many when the
+                // guest reads slower than the model writes.
+                while let Some(e) = c.stream.try_next_event() {
+                    match e {
+                        StreamEvent::Piece(more) => p.push_str(&more),
+                        other => {
+                            c.pending = Some(other);
+                            break;
+                        }
+                    }
+                }
+                Ok(Some(p))
+            }
             Some(StreamEvent::Done(g)) => {
                 c.outcome = Some(g);
                 Ok(None)

@@ -215,7 +215,7 @@ impl Session for FakeSession {
             generated.push(t);
             let hit = out.push(&[t as u8]);
             let piece = out.take_ready();
-            if !piece.is_empty() {
+            if params.pieces && !piece.is_empty() {
                 let _ = tx.send(StreamEvent::Piece(piece));
             }
             if hit.is_some() {
@@ -224,7 +224,7 @@ impl Session for FakeSession {
             }
         }
         let rest = out.finish();
-        if !rest.is_empty() {
+        if params.pieces && !rest.is_empty() {
             let _ = tx.send(StreamEvent::Piece(rest));
         }
         let _ = tx.send(StreamEvent::Done(GenerationSummary {

@@ -388,6 +388,8 @@ struct Job {
     out: OutputAssembler,
     generated: Vec<LlamaToken>,
     events: UnboundedSender<StreamEvent>,
+    /// Whether to send pieces or only the final event.
+    pieces: bool,
     /// Index in the last batch whose logits to sample from.
     logits_index: i32,
     started: Instant,
@@ -555,6 +557,7 @@ fn start_job(
     let room = s.n_ctx as usize - prompt.len();
     s.job = Some(Job {
         max_new: (params.max_tokens as usize).min(room),
+        pieces: params.pieces,
         out: OutputAssembler::new(&params.stop),
         prompt,
         prefilled: reuse,
@@ -572,7 +575,7 @@ fn start_job(
 /// Send the last text and the summary.
 fn finish(mut job: Job, reason: FinishReason) {
     let rest = job.out.finish();
-    if !rest.is_empty() {
+    if job.pieces && !rest.is_empty() {
         let _ = job.events.send(StreamEvent::Piece(rest));
     }
     let now = Instant::now();
@@ -640,9 +643,11 @@ fn step(model: &LlamaModel, s: &mut SessionState<'_>, mut job: Job) -> Option<Jo
     job.generated.push(token);
     let bytes = model.vocab().token_to_piece(token, false, None);
     let hit = job.out.push(&bytes);
-    let piece = job.out.take_ready();
-    if !piece.is_empty() && job.events.send(StreamEvent::Piece(piece)).is_err() {
-        return None;
+    if job.pieces {
+        let piece = job.out.take_ready();
+        if !piece.is_empty() && job.events.send(StreamEvent::Piece(piece)).is_err() {
+            return None;
+        }
     }
     if hit.is_some() {
         finish(job, FinishReason::StopSequence);

@@ -139,6 +139,8 @@ pub struct SamplingParams {
     pub seed: u64,
     /// Stop sequences.
     pub stop: Vec<String>,
+    /// Send each piece as it is ready (streaming); when false only the final event is sent.
+    pub pieces: bool,
 }
 
 /// Why generation ended.
@@ -225,6 +227,11 @@ impl GenerationStream {
     /// Wait for the next event; `None` once the engine is gone without a final event.
     pub async fn next_event(&mut self) -> Option<StreamEvent> {
         self.rx.recv().await
+    }
+
+    /// The next event if one is ready now.
+    pub fn try_next_event(&mut self) -> Option<StreamEvent> {
+        self.rx.try_recv().ok()
     }
 
     /// Blocking variant of [`Self::next_event`], for callers outside an async runtime.
