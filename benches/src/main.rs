@@ -331,6 +331,21 @@ async fn main() -> anyhow::Result<()> {
         g.push(fg);
         s.push(fs);
     }
+    // Paired per-repetition ratios show how much of a difference is noise.
+    let spread = |a: &[Figures], f: fn(&Figures) -> f64| {
+        let r: Vec<f64> = a.iter().zip(&d).map(|(x, y)| f(x) / f(y)).collect();
+        let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = r.iter().copied().fold(0.0, f64::max);
+        format!("{lo:.2}–{hi:.2}")
+    };
+    let noise = format!(
+        "Paired per-repetition ratios to the direct loop ranged: generate decode {}, prompt {}; \
+         stream decode {}, prompt {}.",
+        spread(&g, |f| f.decode_tps),
+        spread(&g, |f| f.prompt_tps),
+        spread(&s, |f| f.decode_tps),
+        spread(&s, |f| f.prompt_tps),
+    );
     let (d, g, s) = (summarize(&d), summarize(&g), summarize(&s));
     let peer_path = args.llama_bench.clone().or_else(|| {
         let p = PathBuf::from(std::env::var("HOME").unwrap_or_default())
@@ -403,6 +418,7 @@ async fn main() -> anyhow::Result<()> {
          prompt ≥ 0.98 × direct: **{}**.\n\n",
         if ok { "met" } else { "not met in this run" }
     ));
+    md.push_str(&format!("{noise}\n\n"));
     md.push_str(
         "How it is measured: the direct loop times prompt decode and the sample/decode loop with \
          `Instant`. The guest `generate` row uses the host's own timings of that call \
