@@ -70,3 +70,46 @@ async fn a_model_file_that_is_not_gguf_is_refused_and_the_host_carries_on() {
     assert_eq!(v["vocab_size"], 49152);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn guests_get_nothing_they_were_not_granted() {
+    use tabagent_host::runtime::{DirGrant, GuestConfig};
+    let host = tabagent_tests::host();
+    let component = host.compile_file(&tabagent_tests::guest("sandbox")).unwrap();
+    let component = &component;
+    let run = |config: GuestConfig| async move {
+        let out = host.run(component, config).await.unwrap();
+        assert_eq!(out.exit_code, 0, "{}", out.stderr_text());
+        serde_json::from_str::<serde_json::Value>(out.stdout_text().trim()).unwrap()
+    };
+    // Nothing granted.
+    let v = run(GuestConfig { program: "sandbox".into(), ..GuestConfig::default() }).await;
+    assert_eq!(v["args"], serde_json::json!(["sandbox"]));
+    assert_eq!(v["env"], serde_json::json!([]), "the host's environment leaked");
+    assert!(v["etc_passwd"]["error"].is_string(), "{}", v["etc_passwd"]);
+    assert!(v["root_listing"].is_null(), "{}", v["root_listing"]);
+    assert!(v["tcp"]["error"].is_string(), "{}", v["tcp"]);
+    assert!(v["dns"]["error"].is_string(), "{}", v["dns"]);
+    assert_eq!(v["models"], serde_json::json!([]));
+
+    // A read-only directory, one variable, one model.
+    let dir = std::env::temp_dir().join(format!("tabagent-sandbox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("note.txt"), "granted text").unwrap();
+    let config = GuestConfig {
+        program: "sandbox".into(),
+        args: vec!["/data/note.txt".into()],
+        dirs: vec![DirGrant { host: dir.clone(), guest: "/data".into(), read_only: true }],
+        env: vec![("GREETING".into(), "hi".into())],
+        models: tabagent_tests::smollm2(),
+        ..GuestConfig::default()
+    };
+    let v = run(config).await;
+    assert_eq!(v["granted_file"]["ok"], "granted text");
+    assert!(v["write_in_granted_dir"]["error"].is_string(), "{}", v["write_in_granted_dir"]);
+    assert!(!dir.join("note.txt.new").exists());
+    assert_eq!(v["env"], serde_json::json!(["GREETING=hi"]));
+    assert!(v["etc_passwd"]["error"].is_string());
+    assert_eq!(v["models"], serde_json::json!(["smollm2"]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
