@@ -5,8 +5,9 @@
 
 use crate::bindings::{hardware as wit_hw, inference as wit_inf, models as wit_models, types};
 use crate::engine::{
-    ChatMessage, Engine, EngineError, FinishReason, GenerationStream, GenerationSummary,
-    LoadOptions, Model, SamplingParams, Session, SessionOptions, StreamEvent, TokenId,
+    ChatMessage, DeviceKind, Engine, EngineError, FinishReason, GenerationStream,
+    GenerationSummary, LoadOptions, Model, SamplingParams, Session, SessionOptions, StreamEvent,
+    TokenId,
 };
 use crate::hardware;
 use std::collections::{BTreeMap, HashMap};
@@ -409,6 +410,9 @@ impl wit_hw::Host for LlmView<'_> {
             physical_cores: c.physical_cores,
             logical_threads: c.logical_threads,
             features: c.features,
+            l1d_cache: c.l1d_cache,
+            l2_cache: c.l2_cache,
+            l3_cache: c.l3_cache,
             microarchitecture: c.microarchitecture,
             variant: c.variant,
         })
@@ -444,21 +448,18 @@ impl wit_hw::Host for LlmView<'_> {
         if context_size == 0 {
             return Err(LlmError::invalid("context-size must be at least 1"));
         }
-        let shared = Arc::clone(&self.ctx.shared);
-        let (info, gpus) = blocking(move || {
-            let m = shared.load(&path, &LoadOptions::default())?;
-            Ok((m.info().clone(), shared.engine().gpus()))
+        let engine = Arc::clone(self.ctx.shared.engine());
+        let r = blocking(move || {
+            let file = crate::gguf::GgufFile::open(&path)
+                .map_err(|e| EngineError::invalid(format!("{}: {e}", path.display())))?;
+            let free = engine.gpus().iter().map(|g| g.memory_free).max();
+            Ok(hardware::recommend_split(&hardware::SplitInput::from_gguf(
+                &file,
+                context_size,
+                free,
+            )))
         })
         .await?;
-        let r = hardware::recommend_split(&hardware::SplitInput {
-            weight_bytes: info.file_size,
-            layers: info.layer_count,
-            embedding_size: info.embedding_size,
-            heads: info.head_count,
-            kv_heads: info.head_count_kv,
-            context_size,
-            free_device_memory: gpus.iter().map(|g| g.memory_free).max(),
-        });
         Ok(wit_hw::SplitRecommendation {
             gpu_layers: r.gpu_layers,
             total_layers: r.total_layers,
@@ -605,6 +606,19 @@ impl wit_models::HostModel for LlmView<'_> {
             eos_token: i.eos_token,
             newline_token: i.newline_token,
             chat_template: i.chat_template.clone(),
+        })
+    }
+
+    async fn placement(&mut self, r: Resource<ModelResource>) -> LlmResult<wit_models::Placement> {
+        let (kind, gpu_layers, cpu_layers) = self.model(&r)?.info().placement();
+        Ok(wit_models::Placement {
+            loaded_to: match kind {
+                DeviceKind::Cpu => wit_models::DeviceKind::Cpu,
+                DeviceKind::Gpu => wit_models::DeviceKind::Gpu,
+                DeviceKind::Split => wit_models::DeviceKind::Split,
+            },
+            gpu_layers,
+            cpu_layers,
         })
     }
 

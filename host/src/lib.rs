@@ -33,5 +33,6 @@ pub mod bindings;
 pub mod config;
 pub mod ctx;
 pub mod engine;
+pub mod gguf;
 pub mod hardware;
 pub mod runtime;

@@ -145,7 +145,11 @@ fn hw_prints_a_table_and_json() {
     let json = host(&["hw", "--json"], None);
     assert!(json.status.success());
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["cpu"]["vendor"], tabagent_host::hardware::cpu().vendor);
+    let cpu = tabagent_host::hardware::cpu();
+    assert_eq!(v["cpu"]["vendor"], cpu.vendor);
+    assert_eq!(v["cpu"]["variant"], cpu.variant);
+    assert_eq!(v["cpu"]["features"], serde_json::json!(cpu.features));
+    assert!(text(&table.stdout).contains(&cpu.variant));
     assert!(v["memory"]["total"].as_u64().unwrap() > 0);
     assert!(v["gpus"].is_array());
 }
@@ -157,6 +161,8 @@ fn inspect_prints_metadata() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["vocabSize"], 49152);
     assert_eq!(v["layerCount"], 30);
+    assert_eq!(v["loadedTo"]["device"], "CPU");
+    assert_eq!(v["loadedTo"]["cpuLayers"], 31);
     let bad = host(&["inspect", "/nonexistent.gguf"], None);
     assert_eq!(bad.status.code(), Some(126));
     assert!(text(&bad.stderr).contains("not found"));

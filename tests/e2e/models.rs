@@ -25,6 +25,11 @@ async fn metadata_matches_the_gguf_file() {
     assert!(m["newline"].is_u64());
     assert!(m["chat_template"].as_str().unwrap().contains("<|im_start|>"));
     assert_eq!(m["granted"], serde_json::json!(["smollm2"]));
+    // A CPU-only build loads everything to the CPU (30 blocks + the output head).
+    assert_eq!(
+        m["placement"],
+        serde_json::json!({ "loaded_to": "cpu", "gpu_layers": 0, "cpu_layers": 31 })
+    );
     assert_eq!(
         m["loaded"],
         serde_json::json!([{ "name": "smollm2", "loaded": true, "sessions": 0 }])
@@ -77,6 +82,13 @@ async fn hardware_agrees_with_the_host() {
     assert_eq!(v["logical_threads"], cpu.logical_threads);
     assert_eq!(v["features"], serde_json::json!(cpu.features));
     assert_eq!(v["variant"], cpu.variant);
+    assert_eq!(v["microarchitecture"], cpu.microarchitecture);
+    assert_eq!(
+        (v["family"].as_u64(), v["model"].as_u64()),
+        (Some(cpu.family.into()), Some(cpu.model.into()))
+    );
+    assert_eq!(v["caches"], serde_json::json!([cpu.l1d_cache, cpu.l2_cache, cpu.l3_cache]));
+    assert!(cpu.l1d_cache > 0 && cpu.l2_cache > 0, "{cpu:?}");
     assert!(v["memory_total"].as_u64().unwrap() > 0);
     assert!(v["memory_available"].as_u64().unwrap() <= v["memory_total"].as_u64().unwrap());
     // A CPU-only build sees no GPU, so nothing is offloaded.
@@ -116,4 +128,25 @@ async fn unloading_a_model_in_use_drains_and_streams_end_cleanly() {
         v["loaded_end"],
         serde_json::json!([{ "name": "smollm2", "draining": false, "sessions": 0 }])
     );
+}
+
+#[test]
+fn the_gguf_reader_reads_smollm2_without_llama_cpp() {
+    use tabagent_host::gguf::{GgufFile, Value};
+    let f = GgufFile::open(&tabagent_tests::model_path()).unwrap();
+    assert_eq!(f.architecture(), Some("llama"));
+    assert_eq!(f.arch_u64("block_count"), Some(30));
+    assert_eq!(f.arch_u64("context_length"), Some(8192));
+    assert_eq!(f.arch_u64("embedding_length"), Some(576));
+    match f.get("tokenizer.ggml.tokens") {
+        Some(Value::StrArray(tokens)) => assert_eq!(tokens.len(), 49152),
+        other => panic!("tokens: {other:?}"),
+    }
+    let layers = f.layer_bytes();
+    assert_eq!(layers.len(), 30);
+    assert!(layers.iter().all(|b| *b == layers[0]), "SmolLM2's layers are all alike");
+    let data: u64 = layers.iter().sum::<u64>() + f.non_layer_bytes();
+    // Tensor data fills the file after the header, up to alignment padding.
+    assert!(f.data_offset + data <= f.file_size);
+    assert!(f.file_size - (f.data_offset + data) < 32 * f.tensors.len() as u64);
 }

@@ -185,6 +185,12 @@ fn hw(json: bool) -> anyhow::Result<()> {
     println!("         {} physical cores, {} threads", cpu.physical_cores, cpu.logical_threads);
     println!("         {} / variant {}", cpu.microarchitecture, cpu.variant);
     println!("         features: {}", cpu.features.join(" "));
+    println!(
+        "         caches: L1d {} KiB, L2 {} KiB, L3 {} KiB",
+        cpu.l1d_cache >> 10,
+        cpu.l2_cache >> 10,
+        cpu.l3_cache >> 10
+    );
     println!("Memory   {} total, {} available", gib(mem.total), gib(mem.available));
     if gpus.is_empty() {
         println!("GPUs     none");
@@ -210,6 +216,12 @@ fn gib(bytes: u64) -> String {
 fn inspect(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let model = LlamaEngine::new().load(path, &Default::default())?;
     let i = model.info();
+    let (kind, gpu_layers, cpu_layers) = i.placement();
+    let loaded_to = match kind {
+        tabagent_host::engine::DeviceKind::Cpu => "CPU",
+        tabagent_host::engine::DeviceKind::Gpu => "GPU",
+        tabagent_host::engine::DeviceKind::Split => "split",
+    };
     if json {
         let v = serde_json::json!({
             "architecture": i.architecture, "name": i.display_name, "vocabSize": i.vocab_size,
@@ -218,6 +230,7 @@ fn inspect(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
             "parameterCount": i.parameter_count, "fileSize": i.file_size, "fileType": i.file_type,
             "bosToken": i.bos_token, "eosToken": i.eos_token, "newlineToken": i.newline_token,
             "chatTemplate": i.chat_template,
+            "loadedTo": { "device": loaded_to, "gpuLayers": gpu_layers, "cpuLayers": cpu_layers },
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -236,5 +249,6 @@ fn inspect(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
     println!("  layers          {}", i.layer_count);
     println!("  heads (kv)      {} ({})", i.head_count, i.head_count_kv);
     println!("  chat template   {}", if i.chat_template.is_some() { "yes" } else { "no" });
+    println!("  loaded to       {loaded_to} ({gpu_layers} layers on GPU, {cpu_layers} on CPU)");
     Ok(())
 }

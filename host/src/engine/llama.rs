@@ -74,7 +74,8 @@ impl Engine for LlamaEngine {
         let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
             EngineError::Runtime(format!("llama.cpp could not load {}: {e}", path.display()))
         })?;
-        let info = read_info(&model, meta.len(), options);
+        let offload = if self.gpus().is_empty() { 0 } else { options.gpu_layers };
+        let info = read_info(&model, meta.len(), offload);
         let model = Arc::new(model);
         let (tx, rx) = mpsc::channel();
         let worker_model = Arc::clone(&model);
@@ -168,7 +169,7 @@ pub fn file_type_name(ftype: u32) -> String {
     name.to_string()
 }
 
-fn read_info(model: &LlamaModel, file_size: u64, options: &LoadOptions) -> ModelInfo {
+fn read_info(model: &LlamaModel, file_size: u64, gpu_layers: u32) -> ModelInfo {
     let vocab = model.vocab();
     let n_vocab = model.n_vocab().max(0) as u32;
     let token = |t: LlamaToken| u32::try_from(t.0).ok().filter(|t| *t < n_vocab);
@@ -192,7 +193,7 @@ fn read_info(model: &LlamaModel, file_size: u64, options: &LoadOptions) -> Model
         eos_token: token(vocab.eos()),
         newline_token: token(vocab.nl()),
         chat_template: model.chat_template(None).ok().and_then(|t| t.to_string().ok()),
-        gpu_layers: options.gpu_layers.min(model.n_layer() + 1),
+        gpu_layers: gpu_layers.min(model.n_layer() + 1),
     }
 }
 

@@ -94,8 +94,34 @@ pub struct ModelInfo {
     pub newline_token: Option<TokenId>,
     /// Chat template text from the file.
     pub chat_template: Option<String>,
-    /// Layers actually offloaded to a GPU.
+    /// Layers actually offloaded to a GPU (the output head counts as one; 0 without a GPU).
     pub gpu_layers: u32,
+}
+
+/// Where a model's layers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// All on the CPU.
+    Cpu,
+    /// All on GPUs.
+    Gpu,
+    /// Some on each.
+    Split,
+}
+
+impl ModelInfo {
+    /// Where the layers are: the kind, layers on GPUs and layers on the CPU, counting the output
+    /// head as one layer as llama.cpp does.
+    pub fn placement(&self) -> (DeviceKind, u32, u32) {
+        let total = self.layer_count + 1;
+        let gpu = self.gpu_layers.min(total);
+        let kind = match gpu {
+            0 => DeviceKind::Cpu,
+            g if g == total => DeviceKind::Gpu,
+            _ => DeviceKind::Split,
+        };
+        (kind, gpu, total - gpu)
+    }
 }
 
 /// One turn of a conversation.
@@ -331,6 +357,15 @@ mod tests {
         assert_eq!(u.prompt_tokens_per_second(), 60.0);
         assert_eq!(u.tokens_per_second(), 100.0);
         assert_eq!(Usage::default().tokens_per_second(), 0.0);
+    }
+
+    #[test]
+    fn placement_counts_the_output_head() {
+        let info = |gpu_layers| ModelInfo { layer_count: 30, gpu_layers, ..ModelInfo::default() };
+        assert_eq!(info(0).placement(), (DeviceKind::Cpu, 0, 31));
+        assert_eq!(info(10).placement(), (DeviceKind::Split, 10, 21));
+        assert_eq!(info(31).placement(), (DeviceKind::Gpu, 31, 0));
+        assert_eq!(info(999).placement(), (DeviceKind::Gpu, 31, 0));
     }
 
     #[test]

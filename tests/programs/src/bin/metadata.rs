@@ -12,6 +12,12 @@ fn main() {
         }
     };
     let m = model.metadata().expect("metadata");
+    let p = model.raw().placement().expect("placement");
+    let loaded_to = match p.loaded_to {
+        tabagent_guest::bindings::tabagent::llm::models::DeviceKind::Cpu => "cpu",
+        tabagent_guest::bindings::tabagent::llm::models::DeviceKind::Gpu => "gpu",
+        tabagent_guest::bindings::tabagent::llm::models::DeviceKind::Split => "split",
+    };
     let loaded: Vec<_> = tabagent_guest::loaded_models()
         .iter()
         .map(|l| json!({ "name": l.name, "loaded": matches!(l.state, ModelState::Loaded), "sessions": l.sessions }))
@@ -34,6 +40,7 @@ fn main() {
         "newline": m.newline_token,
         "chat_template": m.chat_template,
         "granted": tabagent_guest::granted_models(),
+        "placement": { "loaded_to": loaded_to, "gpu_layers": p.gpu_layers, "cpu_layers": p.cpu_layers },
         "loaded": loaded,
     }));
 }

@@ -24,6 +24,12 @@ pub struct CpuInfo {
     pub logical_threads: u32,
     /// Inference-relevant instruction-set features, lower-case.
     pub features: Vec<String>,
+    /// L1 data cache per core, in bytes (0 when not reported).
+    pub l1d_cache: u64,
+    /// L2 cache per core, in bytes (0 when not reported).
+    pub l2_cache: u64,
+    /// L3 cache (shared), in bytes (0 when not reported).
+    pub l3_cache: u64,
     /// Micro-architecture name, e.g. `zen3`.
     pub microarchitecture: String,
     /// Variant name in TabAgent's style, e.g. `bitnet-amd-zen3`.
@@ -42,8 +48,12 @@ pub fn cpu() -> CpuInfo {
 
 #[cfg(target_arch = "x86_64")]
 fn detect_cpu() -> CpuInfo {
-    use raw_cpuid::CpuId;
-    let id = CpuId::new();
+    detect_with(raw_cpuid::CpuId::new())
+}
+
+/// Describe the CPU whose CPUID a reader answers for (the host's own, or recorded leaves).
+/// Cores and threads are left 0: they come from the operating system, not CPUID.
+pub fn detect_with<R: raw_cpuid::CpuIdReader>(id: raw_cpuid::CpuId<R>) -> CpuInfo {
     let vendor = id.get_vendor_info().map_or_else(|| "unknown".into(), |v| v.as_str().to_string());
     let brand =
         id.get_processor_brand_string().map_or_else(String::new, |b| b.as_str().trim().to_string());
@@ -73,6 +83,18 @@ fn detect_cpu() -> CpuInfo {
         add(f.has_avx512_bf16(), "avx512bf16");
         add(f.has_amx_tile(), "amx-tile");
     }
+    let (mut l1d_cache, mut l2_cache, mut l3_cache) = (0, 0, 0);
+    for c in id.get_cache_parameters().into_iter().flatten() {
+        let size =
+            (c.associativity() * c.sets() * c.coherency_line_size() * c.physical_line_partitions())
+                as u64;
+        match (c.level(), c.cache_type()) {
+            (1, raw_cpuid::CacheType::Data) => l1d_cache = size,
+            (2, _) => l2_cache = size,
+            (3, _) => l3_cache = size,
+            _ => {}
+        }
+    }
     let microarchitecture = microarchitecture(&vendor, family, model).to_string();
     let variant = variant_name(&vendor, &microarchitecture);
     CpuInfo {
@@ -84,6 +106,9 @@ fn detect_cpu() -> CpuInfo {
         physical_cores: 0,
         logical_threads: 0,
         features,
+        l1d_cache,
+        l2_cache,
+        l3_cache,
         microarchitecture,
         variant,
     }
@@ -91,6 +116,19 @@ fn detect_cpu() -> CpuInfo {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn detect_cpu() -> CpuInfo {
+    let mut features = Vec::new();
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            features.push("neon".to_string());
+        }
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            features.push("dotprod".to_string());
+        }
+        if std::arch::is_aarch64_feature_detected!("i8mm") {
+            features.push("i8mm".to_string());
+        }
+    }
     CpuInfo {
         vendor: "unknown".into(),
         brand: String::new(),
@@ -99,7 +137,10 @@ fn detect_cpu() -> CpuInfo {
         stepping: 0,
         physical_cores: 0,
         logical_threads: 0,
-        features: Vec::new(),
+        features,
+        l1d_cache: 0,
+        l2_cache: 0,
+        l3_cache: 0,
         microarchitecture: "generic".into(),
         variant: "generic".into(),
     }
@@ -118,11 +159,16 @@ pub fn microarchitecture(vendor: &str, family: u32, model: u32) -> &'static str 
         },
         "GenuineIntel" if family == 6 => match model {
             0x3c | 0x3f | 0x45 | 0x46 => "haswell",
+            0x3d | 0x47 | 0x4f | 0x56 => "broadwell",
             0x4e | 0x5e | 0x8e | 0x9e | 0xa5 | 0xa6 => "skylake",
             0x55 => "skylake-x",
             0x7d | 0x7e | 0x6a | 0x6c => "icelake",
+            0x8c | 0x8d => "tigerlake",
+            0xa7 => "rocketlake",
             0x97 | 0x9a | 0xb7 | 0xba | 0xbf => "alderlake",
+            0xaa | 0xac => "meteorlake",
             0x8f | 0xcf => "sapphirerapids",
+            0xad | 0xae => "graniterapids",
             _ => "generic",
         },
         _ => "generic",
@@ -223,54 +269,85 @@ pub struct SplitRecommendation {
 }
 
 /// What the split is computed from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitInput {
-    /// Bytes of weights (the file size is a close upper bound).
-    pub weight_bytes: u64,
-    /// Transformer blocks.
-    pub layers: u32,
-    /// Embedding size.
-    pub embedding_size: u32,
-    /// Attention heads.
-    pub heads: u32,
-    /// KV heads.
-    pub kv_heads: u32,
-    /// Context size in tokens.
-    pub context_size: u32,
+    /// Bytes of weights of each layer, in order.
+    pub layer_bytes: Vec<u64>,
+    /// Bytes of weights outside the layers (output head, embeddings, norms); llama.cpp offloads
+    /// the output with one extra "layer" beyond the last block.
+    pub output_bytes: u64,
+    /// Bytes of KV cache per layer at the wanted context size.
+    pub kv_bytes_per_layer: u64,
     /// Free memory of the best GPU, `None` without a GPU.
     pub free_device_memory: Option<u64>,
 }
 
-/// Recommend a layer split: offload as many whole layers as fit in free device memory after the
-/// KV cache (F16 keys and values) and a margin of 10% of free memory (at least 256 MiB).
+impl SplitInput {
+    /// Read the layer sizes from a GGUF header and size the KV cache (F16 keys and values) for
+    /// `context_size` tokens.
+    pub fn from_gguf(
+        f: &crate::gguf::GgufFile,
+        context_size: u32,
+        free_device_memory: Option<u64>,
+    ) -> Self {
+        let embd = f.arch_u64("embedding_length").unwrap_or(0);
+        let heads = f.arch_u64("attention.head_count").unwrap_or(1).max(1);
+        let kv_heads = f.arch_u64("attention.head_count_kv").unwrap_or(heads).max(1);
+        let head_k = f.arch_u64("attention.key_length").unwrap_or(embd / heads);
+        let head_v = f.arch_u64("attention.value_length").unwrap_or(embd / heads);
+        let kv_bytes_per_layer = 2 * (head_k + head_v) * kv_heads * u64::from(context_size);
+        Self {
+            layer_bytes: f.layer_bytes(),
+            output_bytes: f.non_layer_bytes(),
+            kv_bytes_per_layer,
+            free_device_memory,
+        }
+    }
+}
+
+/// Recommend a layer split: offload as many layers as fit in free device memory, each with its
+/// KV cache, keeping a margin of 10% of free memory (at least 256 MiB); when every layer fits and
+/// the output head does too, offload that as well (`gpu-layers` = layers + 1).
 pub fn recommend_split(input: &SplitInput) -> SplitRecommendation {
-    let layers = input.layers.max(1);
-    let bytes_per_layer = input.weight_bytes / u64::from(layers);
-    let head_dim = u64::from(input.embedding_size) / u64::from(input.heads.max(1));
-    let kv_per_token_layer = 2 * 2 * head_dim * u64::from(input.kv_heads.max(1));
-    let kv_per_layer = kv_per_token_layer * u64::from(input.context_size);
-    let kv_cache_bytes = kv_per_layer * u64::from(layers);
+    let layers = input.layer_bytes.len() as u32;
+    let weights: u64 = input.layer_bytes.iter().sum();
+    let bytes_per_layer = weights.checked_div(u64::from(layers)).unwrap_or(0);
+    let kv = input.kv_bytes_per_layer;
+    let kv_cache_bytes = kv * u64::from(layers);
     let Some(free) = input.free_device_memory else {
         return SplitRecommendation {
             gpu_layers: 0,
-            total_layers: input.layers,
+            total_layers: layers,
             bytes_per_layer,
             kv_cache_bytes,
             margin_bytes: 0,
             free_device_memory: 0,
-            explanation: "no GPU: all layers run on the CPU".into(),
+            explanation: format!(
+                "no GPU: all {layers} layers ({weights} bytes of weights, {kv_cache_bytes} bytes of KV cache) run on the CPU"
+            ),
         };
     };
     let margin = (free / 10).max(256 << 20);
     let usable = free.saturating_sub(margin);
-    let per_layer = bytes_per_layer + kv_per_layer;
-    let fit = usable.checked_div(per_layer).map_or(layers, |n| n.min(u64::from(layers)) as u32);
+    // llama.cpp offloads the last layers first.
+    let mut used = 0u64;
+    let mut fit = 0u32;
+    for bytes in input.layer_bytes.iter().rev() {
+        if used + bytes + kv > usable {
+            break;
+        }
+        used += bytes + kv;
+        fit += 1;
+    }
+    let with_output = fit == layers && used + input.output_bytes <= usable;
+    let gpu_layers = if with_output { layers + 1 } else { fit };
     let explanation = format!(
-        "{fit} of {layers} layers fit: {per_layer} bytes per layer ({bytes_per_layer} weights + {kv_per_layer} KV) in {usable} usable bytes ({free} free - {margin} margin)"
+        "{fit} of {layers} layers fit{}: about {bytes_per_layer} bytes of weights + {kv} bytes of KV per layer, in {usable} usable bytes ({free} free - {margin} margin)",
+        if with_output { ", and the output head" } else { "" }
     );
     SplitRecommendation {
-        gpu_layers: fit,
-        total_layers: input.layers,
+        gpu_layers,
+        total_layers: layers,
         bytes_per_layer,
         kv_cache_bytes,
         margin_bytes: margin,
@@ -280,8 +357,43 @@ pub fn recommend_split(input: &SplitInput) -> SplitRecommendation {
 }
 
 #[cfg(test)]
+mod cpuid_fixtures;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_cpus_are_named_and_their_features_found() {
+        let fixtures = cpuid_fixtures::FIXTURES;
+        assert!(fixtures.len() >= 8);
+        for f in fixtures {
+            let leaves = f.leaves;
+            let reader = move |leaf: u32, sub: u32| {
+                let r =
+                    leaves.iter().find(|(l, s, _)| *l == leaf && *s == sub).map_or([0; 4], |x| x.2);
+                raw_cpuid::CpuIdResult { eax: r[0], ebx: r[1], ecx: r[2], edx: r[3] }
+            };
+            let c = detect_with(raw_cpuid::CpuId::with_cpuid_reader(reader));
+            assert_eq!(c.microarchitecture, f.microarchitecture, "{}", f.name);
+            assert_eq!((c.family, c.model), (f.family, f.model), "{}", f.name);
+            assert_eq!(c.features, f.features, "{}", f.name);
+            assert!(
+                c.brand.contains(f.name.split_whitespace().last().unwrap()),
+                "{} vs {}",
+                c.brand,
+                f.name
+            );
+            assert!(c.l1d_cache >= 16 << 10 && c.l2_cache >= 256 << 10, "{}: {c:?}", f.name);
+            let vendor = if f.name.starts_with("AMD") { "amd" } else { "intel" };
+            let expect_variant = if f.microarchitecture == "generic" {
+                "generic".to_string()
+            } else {
+                format!("bitnet-{vendor}-{}", f.microarchitecture)
+            };
+            assert_eq!(c.variant, expect_variant, "{}", f.name);
+        }
+    }
 
     #[test]
     fn cpu_lists() {
@@ -316,13 +428,11 @@ mod tests {
     }
 
     fn input(free: Option<u64>) -> SplitInput {
+        // 30 layers of 1 MiB, 3 MiB of KV each, a 20 MiB output head.
         SplitInput {
-            weight_bytes: 30 << 20,
-            layers: 30,
-            embedding_size: 576,
-            heads: 9,
-            kv_heads: 3,
-            context_size: 4096,
+            layer_bytes: vec![1 << 20; 30],
+            output_bytes: 20 << 20,
+            kv_bytes_per_layer: 3 << 20,
             free_device_memory: free,
         }
     }
@@ -332,13 +442,24 @@ mod tests {
         let r = recommend_split(&input(None));
         assert_eq!(r.gpu_layers, 0);
         assert_eq!(r.total_layers, 30);
+        assert_eq!(r.kv_cache_bytes, 90 << 20);
+        assert!(r.explanation.contains("no GPU"));
     }
 
     #[test]
     fn split_all_partial_none() {
-        assert_eq!(recommend_split(&input(Some(8 << 30))).gpu_layers, 30);
-        let partial = recommend_split(&input(Some((256 << 20) + (12 << 20)))).gpu_layers;
-        assert!(partial > 0 && partial < 30, "{partial}");
+        // All fits, output head included.
+        let all = recommend_split(&input(Some(8 << 30)));
+        assert_eq!(all.gpu_layers, 31);
+        assert!(all.explanation.contains("output head"), "{}", all.explanation);
+        // 256 MiB margin + 12 MiB usable: three layers of 4 MiB.
+        let partial = recommend_split(&input(Some((256 << 20) + (12 << 20))));
+        assert_eq!(partial.gpu_layers, 3, "{}", partial.explanation);
+        assert_eq!(partial.margin_bytes, 256 << 20);
+        // Every layer fits but not the head: 30 layers.
+        let no_head = recommend_split(&input(Some((256 << 20) + (125 << 20))));
+        assert_eq!(no_head.gpu_layers, 30, "{}", no_head.explanation);
+        // Nothing fits.
         assert_eq!(recommend_split(&input(Some(100 << 20))).gpu_layers, 0);
     }
 }
