@@ -74,6 +74,8 @@ pub struct LlmLimits {
     pub max_sessions: usize,
     /// Most texts in one `embed` call.
     pub max_embed_texts: usize,
+    /// Most `tabagent:llm` resources (models, sessions, completions) alive at once.
+    pub max_resources: usize,
 }
 
 impl Default for LlmLimits {
@@ -83,6 +85,7 @@ impl Default for LlmLimits {
             max_input_bytes: 4 << 20,
             max_sessions: 64,
             max_embed_texts: 1024,
+            max_resources: 10_000,
         }
     }
 }
@@ -162,6 +165,8 @@ pub struct LlmCtx {
     draining: Vec<Draining>,
     epoch: u64,
     live_sessions: Arc<()>,
+    resources: usize,
+    deadline: Option<std::time::Instant>,
 }
 
 impl LlmCtx {
@@ -179,7 +184,14 @@ impl LlmCtx {
             draining: Vec::new(),
             epoch: 0,
             live_sessions: Arc::new(()),
+            resources: 0,
+            deadline: None,
         }
+    }
+
+    /// Generation stops with an error once `deadline` passes.
+    pub fn set_deadline(&mut self, deadline: std::time::Instant) {
+        self.deadline = Some(deadline);
     }
 
     fn session_count(&self) -> usize {
@@ -263,6 +275,26 @@ impl LlmView<'_> {
                 m.name
             )))),
         }
+    }
+
+    /// Push a new resource, within the guest's cap on live resources.
+    fn push<T: Send + 'static>(&mut self, value: T) -> LlmResult<Resource<T>> {
+        if self.ctx.resources >= self.ctx.limits.max_resources {
+            return Err(LlmError::Guest(types::Error::ResourceExhausted(format!(
+                "a guest may hold at most {} models, sessions and completions at once",
+                self.ctx.limits.max_resources
+            ))));
+        }
+        let r = self.table.push(value)?;
+        self.ctx.resources += 1;
+        Ok(r)
+    }
+
+    /// Delete a resource the guest dropped.
+    fn delete<T: 'static>(&mut self, r: Resource<T>) -> wasmtime::Result<()> {
+        self.table.delete(r)?;
+        self.ctx.resources = self.ctx.resources.saturating_sub(1);
+        Ok(())
     }
 
     fn check_text(&self, what: &str, len: usize) -> LlmResult<()> {
@@ -356,6 +388,7 @@ pub fn sampling_params(
         seed: o.seed.unwrap_or(session_seed),
         stop: o.stop,
         pieces: true,
+        deadline: None,
     };
     if p.max_tokens == 0 {
         return Err(LlmError::invalid("max-tokens must be at least 1"));
@@ -579,7 +612,7 @@ impl wit_models::HostModel for LlmView<'_> {
                 epoch
             }
         };
-        Ok(self.table.push(ModelResource { name, model, epoch })?)
+        self.push(ModelResource { name, model, epoch })
     }
 
     async fn metadata(
@@ -659,8 +692,7 @@ impl wit_models::HostModel for LlmView<'_> {
     }
 
     async fn drop(&mut self, r: Resource<ModelResource>) -> wasmtime::Result<()> {
-        self.table.delete(r)?;
-        Ok(())
+        self.delete(r)
     }
 }
 
@@ -703,6 +735,7 @@ impl LlmView<'_> {
         let s = self.table.get(r)?;
         let mut params = sampling_params(options, s.seed)?;
         params.pieces = pieces;
+        params.deadline = self.ctx.deadline;
         let (model, session, limit) =
             (Arc::clone(&s.model), Arc::clone(&s.session), s.limits_input);
         let bytes = match &prompt {
@@ -818,7 +851,7 @@ impl wit_inf::HostSession for LlmView<'_> {
             _model_use: model_use,
             _guest_use: Arc::clone(&self.ctx.live_sessions),
         };
-        Ok(self.table.push(resource)?)
+        self.push(resource)
     }
 
     async fn context_size(&mut self, r: Resource<SessionResource>) -> wasmtime::Result<u32> {
@@ -858,8 +891,7 @@ impl wit_inf::HostSession for LlmView<'_> {
     }
 
     async fn drop(&mut self, r: Resource<SessionResource>) -> wasmtime::Result<()> {
-        self.table.delete(r)?;
-        Ok(())
+        self.delete(r)
     }
 }
 
@@ -911,8 +943,7 @@ impl wit_inf::HostCompletion for LlmView<'_> {
     }
 
     async fn drop(&mut self, r: Resource<CompletionResource>) -> wasmtime::Result<()> {
-        self.table.delete(r)?;
-        Ok(())
+        self.delete(r)
     }
 }
 

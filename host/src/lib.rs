@@ -8,7 +8,9 @@
 //! - [`runtime`]: wasmtime engine, linker and one store per guest run ([`runtime::Host`]);
 //! - [`ctx`]: the WIT glue — grants, limits, parameter checks, resources, error mapping;
 //! - [`engine`]: the [`engine::Engine`] trait with the llama.cpp engine and a fake for tests;
-//! - [`hardware`]: CPU, memory and layer-split facts.
+//! - [`hardware`]: CPU, memory and layer-split facts;
+//! - [`sandbox`]: per-guest limits (deadline, fuel, memory, tables);
+//! - [`gguf`]: a bounded GGUF header reader.
 //!
 //! Embedding example:
 //!
@@ -36,3 +38,4 @@ pub mod engine;
 pub mod gguf;
 pub mod hardware;
 pub mod runtime;
+pub mod sandbox;

@@ -6,6 +6,7 @@
 
 use crate::ctx::{LlmCtx, LlmLimits, LlmShared, LlmView, LlmViewProvider};
 use crate::engine::Engine;
+use crate::sandbox::GuestLimits;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,8 @@ pub struct GuestConfig {
     pub stdin: Vec<u8>,
     /// Limits on model use.
     pub limits: LlmLimits,
+    /// Limits on time, fuel, memory and tables.
+    pub sandbox: GuestLimits,
 }
 
 /// How a guest run ended.
@@ -89,6 +92,7 @@ struct GuestState {
     wasi: WasiCtx,
     llm: LlmCtx,
     table: ResourceTable,
+    limits: wasmtime::StoreLimits,
 }
 
 impl WasiView for GuestState {
@@ -103,17 +107,32 @@ impl LlmViewProvider for GuestState {
     }
 }
 
+/// Options fixed when a host is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostOptions {
+    /// Count fuel, so that guests can be given a fuel limit (costs some speed).
+    pub fuel: bool,
+}
+
 /// A host: compiles components and runs guests against one engine.
 pub struct Host {
     wasm: wasmtime::Engine,
     linker: Linker<GuestState>,
     llm: Arc<LlmShared>,
+    options: HostOptions,
 }
 
 impl Host {
     /// A host over an inference engine.
     pub fn new(engine: Arc<dyn Engine>) -> anyhow::Result<Self> {
+        Self::with_options(engine, HostOptions::default())
+    }
+
+    /// A host over an inference engine, with options.
+    pub fn with_options(engine: Arc<dyn Engine>, options: HostOptions) -> anyhow::Result<Self> {
         let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.consume_fuel(options.fuel);
         match wasmtime::Cache::from_file(None) {
             Ok(cache) => {
                 config.cache(Some(cache));
@@ -130,7 +149,8 @@ impl Host {
         crate::ctx::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
             .context("cannot link tabagent:llm")?;
-        Ok(Self { wasm, linker, llm: LlmShared::new(engine) })
+        crate::sandbox::start_epoch_ticker(&wasm);
+        Ok(Self { wasm, linker, llm: LlmShared::new(engine), options })
     }
 
     /// A host over llama.cpp.
@@ -189,17 +209,48 @@ impl Host {
                 Some((out, err))
             }
         };
+        let mut llm =
+            LlmCtx::new(Arc::clone(&self.llm), guest.models.clone(), guest.limits.clone());
+        if let Some(d) = guest.sandbox.deadline {
+            llm.set_deadline(std::time::Instant::now() + d);
+        }
         let state = GuestState {
             wasi: wasi.build(),
-            llm: LlmCtx::new(Arc::clone(&self.llm), guest.models.clone(), guest.limits.clone()),
+            llm,
             table: ResourceTable::new(),
+            limits: guest.sandbox.store_limits(),
         };
         let mut store = Store::new(&self.wasm, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_hostcall_fuel(guest.sandbox.max_call_bytes);
+        store.set_epoch_deadline(guest.sandbox.deadline_ticks());
+        store.epoch_deadline_trap();
+        match (guest.sandbox.fuel, self.options.fuel) {
+            (Some(fuel), true) => store.set_fuel(fuel).map_err(anyhow::Error::from)?,
+            (Some(_), false) => {
+                anyhow::bail!("a fuel limit needs a host created with fuel counting on")
+            }
+            (None, true) => store.set_fuel(u64::MAX).map_err(anyhow::Error::from)?,
+            (None, false) => {}
+        }
         let command = Command::instantiate_async(&mut store, component, &self.linker)
             .await
             .map_err(anyhow::Error::from)
             .context("cannot instantiate the component (does it import only WASI and tabagent:llm, and export wasi:cli/run?)")?;
-        let result = command.wasi_cli_run().call_run(&mut store).await;
+        // Epochs stop wasm code at the deadline; a guest blocked inside a host call (reading a
+        // stdin that never ends, say) is stopped by dropping the call a moment later.
+        let run = command.wasi_cli_run().call_run(&mut store);
+        let result = match guest.sandbox.deadline {
+            Some(d) => match tokio::time::timeout(d + std::time::Duration::from_secs(1), run).await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    drop(store);
+                    anyhow::bail!("the guest ran past its deadline of {d:?} inside a host call");
+                }
+            },
+            None => run.await,
+        };
         // Free the guest's resources (sessions, models) before reporting.
         drop(store);
         let (stdout, stderr) = captured
@@ -214,7 +265,10 @@ impl Host {
                     let tail =
                         String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4096)..])
                             .into_owned();
-                    let e = anyhow::Error::from(e);
+                    let mut e = anyhow::Error::from(e);
+                    if let Some(limit) = crate::sandbox::describe_trap(&e, &guest.sandbox) {
+                        e = e.context(limit);
+                    }
                     return Err(if tail.trim().is_empty() {
                         e.context("the guest trapped")
                     } else {

@@ -71,6 +71,15 @@ struct RunArgs {
     /// Largest context size a session may ask for
     #[arg(long, value_name = "TOKENS")]
     max_context: Option<u32>,
+    /// Wall-clock limit for the app in seconds, generation included; 0 for none
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    timeout: u64,
+    /// Largest linear memory of the app, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    max_memory: usize,
+    /// Fuel (roughly, wasm instructions) the app may burn; off by default
+    #[arg(long, value_name = "UNITS")]
+    fuel: Option<u64>,
     /// Arguments for the app (after --)
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -153,9 +162,14 @@ fn run_app(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.max_context.or(grants.max_context_size) {
         guest.limits.max_context_size = n;
     }
+    guest.sandbox.deadline =
+        (args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout));
+    guest.sandbox.memory_bytes = args.max_memory.saturating_mul(1 << 20);
+    guest.sandbox.fuel = args.fuel;
+    let options = tabagent_host::runtime::HostOptions { fuel: args.fuel.is_some() };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        let host = Host::with_llama()?;
+        let host = Host::with_options(std::sync::Arc::new(LlamaEngine::new()), options)?;
         let app = host.compile_file(&args.app)?;
         host.run(&app, guest).await
     })?;

@@ -204,6 +204,10 @@ impl Session for FakeSession {
         let mut generated = Vec::new();
         let max_new = (params.max_tokens as usize).min(self.n_ctx as usize - prompt.len());
         let mut reason = FinishReason::Length;
+        if params.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            let _ = tx.send(StreamEvent::Failed(EngineError::ResourceExhausted("deadline".into())));
+            return Ok(stream);
+        }
         for t in reply {
             if generated.len() >= max_new {
                 break;

@@ -391,6 +391,7 @@ struct Job {
     events: UnboundedSender<StreamEvent>,
     /// Whether to send pieces or only the final event.
     pieces: bool,
+    deadline: Option<Instant>,
     /// Index in the last batch whose logits to sample from.
     logits_index: i32,
     started: Instant,
@@ -559,6 +560,7 @@ fn start_job(
     s.job = Some(Job {
         max_new: (params.max_tokens as usize).min(room),
         pieces: params.pieces,
+        deadline: params.deadline,
         out: OutputAssembler::new(&params.stop),
         prompt,
         prefilled: reuse,
@@ -605,6 +607,13 @@ fn fail(job: Job, error: EngineError) {
 /// goes on.
 fn step(model: &LlamaModel, s: &mut SessionState<'_>, mut job: Job) -> Option<Job> {
     if job.events.is_closed() {
+        return None;
+    }
+    if job.deadline.is_some_and(|d| Instant::now() >= d) {
+        fail(
+            job,
+            EngineError::ResourceExhausted("the guest's deadline passed during generation".into()),
+        );
         return None;
     }
     if job.prefilled < job.prompt.len() {

@@ -167,6 +167,8 @@ pub struct SamplingParams {
     pub stop: Vec<String>,
     /// Send each piece as it is ready (streaming); when false only the final event is sent.
     pub pieces: bool,
+    /// Stop with an error once this instant passes (the guest's deadline).
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Why generation ended.

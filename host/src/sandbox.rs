@@ -1,0 +1,116 @@
+//! Limits on what one guest run may use: wall-clock time (wasmtime epochs, and the same deadline
+//! inside generation), optional fuel, linear memory, tables and instances, and the number of
+//! `tabagent:llm` resources it may hold at once.
+
+use std::time::Duration;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+
+/// How often the host's epoch ticks; deadlines are accurate to about this much.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Limits for one guest run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestLimits {
+    /// Wall-clock time the guest may run, host calls included (`None`: no limit).
+    pub deadline: Option<Duration>,
+    /// Fuel (roughly, wasm instructions) the guest may burn; needs a host built with fuel on.
+    pub fuel: Option<u64>,
+    /// Largest linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Largest table, in elements.
+    pub table_elements: usize,
+    /// Most instances (a component counts each core instance).
+    pub instances: usize,
+    /// Most tables.
+    pub tables: usize,
+    /// Most linear memories.
+    pub memories: usize,
+    /// Most bytes the guest may pass into one host call; more traps ("too much data").
+    pub max_call_bytes: usize,
+}
+
+impl Default for GuestLimits {
+    fn default() -> Self {
+        Self {
+            deadline: Some(Duration::from_secs(600)),
+            fuel: None,
+            memory_bytes: 1 << 30,
+            table_elements: 1 << 20,
+            instances: 64,
+            tables: 64,
+            memories: 64,
+            max_call_bytes: 64 << 20,
+        }
+    }
+}
+
+impl GuestLimits {
+    /// The wasmtime store limiter for these limits. Growth past a limit fails (`memory.grow`
+    /// returns -1) rather than trapping, so guests can handle it.
+    pub fn store_limits(&self) -> StoreLimits {
+        StoreLimitsBuilder::new()
+            .memory_size(self.memory_bytes)
+            .table_elements(self.table_elements)
+            .instances(self.instances)
+            .tables(self.tables)
+            .memories(self.memories)
+            .build()
+    }
+
+    /// Epoch ticks until the deadline.
+    pub fn deadline_ticks(&self) -> u64 {
+        match self.deadline {
+            Some(d) => (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
+            None => u64::MAX,
+        }
+    }
+}
+
+/// Tick the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+pub(crate) fn start_epoch_ticker(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
+        loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the epoch ticker, deadlines will not fire: {e}");
+    }
+}
+
+/// A readable sentence for a trap caused by a limit, if it was one.
+pub fn describe_trap(e: &anyhow::Error, limits: &GuestLimits) -> Option<String> {
+    let trap = e.chain().find_map(|c| c.downcast_ref::<wasmtime::Trap>())?;
+    match trap {
+        wasmtime::Trap::Interrupt => Some(format!(
+            "the guest ran past its deadline of {:?}",
+            limits.deadline.unwrap_or_default()
+        )),
+        wasmtime::Trap::OutOfFuel => {
+            Some(format!("the guest ran out of fuel ({} units)", limits.fuel.unwrap_or_default()))
+        }
+        wasmtime::Trap::StackOverflow => Some("the guest overflowed its stack".into()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_ticks() {
+        let l = GuestLimits { deadline: Some(Duration::from_secs(1)), ..GuestLimits::default() };
+        assert_eq!(l.deadline_ticks(), 100);
+        let tiny =
+            GuestLimits { deadline: Some(Duration::from_millis(1)), ..GuestLimits::default() };
+        assert_eq!(tiny.deadline_ticks(), 1);
+        let none = GuestLimits { deadline: None, ..GuestLimits::default() };
+        assert_eq!(none.deadline_ticks(), u64::MAX);
+    }
+}

@@ -1,0 +1,113 @@
+//! A hostile guest: its first argument picks the abuse. Prints JSON where it survives.
+
+use serde_json::json;
+use std::hint::black_box;
+use tabagent_guest::bindings::tabagent::llm::{inference as inf, models};
+use tabagent_guest::{Model, SessionOptions};
+use tabagent_test_programs::{emit, generation_json, result_json};
+
+fn depth(n: u64) -> u64 {
+    if black_box(n) == 0 { 0 } else { depth(n - 1) + black_box(1) }
+}
+
+fn greedy(max: u32) -> inf::SamplingOptions {
+    inf::SamplingOptions {
+        max_tokens: Some(max),
+        temperature: Some(0.0),
+        top_k: None,
+        top_p: None,
+        min_p: None,
+        repeat_penalty: None,
+        repeat_window: None,
+        seed: None,
+        stop: Vec::new(),
+    }
+}
+
+fn main() {
+    let what = std::env::args().nth(1).unwrap_or_default();
+    match what.as_str() {
+        "loop" => loop {
+            black_box(());
+        },
+        "recursion" => println!("{}", depth(u64::MAX)),
+        "memory" => {
+            // Grab 16 MiB blocks until the host refuses to grow memory.
+            let mut kept: Vec<Vec<u8>> = Vec::new();
+            loop {
+                let mut v: Vec<u8> = Vec::new();
+                if v.try_reserve_exact(16 << 20).is_err() {
+                    break;
+                }
+                v.resize(16 << 20, 1);
+                kept.push(v);
+            }
+            emit(&json!({ "allocated_mib": kept.len() * 16 }));
+        }
+        "resources" => {
+            let mut handles = Vec::new();
+            let mut error = None;
+            for _ in 0..1_000_000 {
+                match models::Model::load("smollm2", None) {
+                    Ok(m) => handles.push(m),
+                    Err(e) => {
+                        error = Some(tabagent_test_programs::error_json(&e.into()));
+                        break;
+                    }
+                }
+            }
+            emit(&json!({ "held": handles.len(), "error": error }));
+        }
+        "big-argument" => {
+            let mib: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(256);
+            let model = Model::load("smollm2").expect("load");
+            let text = "a".repeat(mib << 20);
+            emit(
+                &json!({ "tokenize": result_json(model.raw().tokenize(&text, false, false), |t| json!(t.len())) }),
+            );
+        }
+        "max-tokens" => {
+            let model = Model::load("smollm2").expect("load");
+            let s = model
+                .session_with(SessionOptions {
+                    context_size: Some(256),
+                    batch_size: None,
+                    threads: None,
+                    seed: None,
+                })
+                .expect("session");
+            let r =
+                s.raw().generate(&inf::Prompt::Text("Count: 1, 2, 3,".into()), &greedy(u32::MAX));
+            emit(
+                &json!({ "context": s.context_size(), "generate": result_json(r, |g| generation_json(&g)) }),
+            );
+        }
+        "generate-forever" => {
+            let model = Model::load("smollm2").expect("load");
+            let s = model
+                .session_with(SessionOptions {
+                    context_size: Some(8192),
+                    batch_size: None,
+                    threads: None,
+                    seed: None,
+                })
+                .expect("session");
+            let mut o = greedy(8000);
+            o.stop = vec!["@@never@@".into()];
+            // Repeat until something stops us.
+            loop {
+                let r = s
+                    .raw()
+                    .generate(&inf::Prompt::Text("List every number from one upwards:".into()), &o);
+                eprintln!(
+                    "generate returned: {}",
+                    result_json(r, |g| json!(g.usage.generated_tokens))
+                );
+            }
+        }
+        other => {
+            eprintln!("unknown abuse '{other}'");
+            tabagent_guest::exit(2);
+        }
+    }
+}
