@@ -37,5 +37,6 @@ pub mod ctx;
 pub mod engine;
 pub mod gguf;
 pub mod hardware;
+pub mod modelfile;
 pub mod runtime;
 pub mod sandbox;

@@ -113,3 +113,72 @@ async fn guests_get_nothing_they_were_not_granted() {
     assert_eq!(v["models"], serde_json::json!(["smollm2"]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Hostile variants of the real model file, each refused by the Rust checks before llama.cpp
+/// reads it, with a message naming the problem; then the real file still loads.
+#[test]
+fn hostile_model_files_are_refused_before_llama_cpp() {
+    use tabagent_host::engine::{Engine, EngineError, LoadOptions, llama::LlamaEngine};
+    let original = std::fs::read(model_path()).unwrap();
+    let header = tabagent_host::gguf::GgufFile::parse(&original, original.len() as u64).unwrap();
+    let data_offset = header.data_offset as usize;
+    // Where a key's value starts: after the key string and its u32 type.
+    let value_at = |key: &str| {
+        let k = key.as_bytes();
+        let at = original.windows(k.len()).position(|w| w == k).unwrap();
+        at + k.len() + 4
+    };
+    let patch = |at: usize, bytes: &[u8]| {
+        let mut b = original.clone();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", Vec::new(), "GGUF"),
+        ("truncated magic", original[..3].to_vec(), "GGUF"),
+        ("truncated counts", original[..20].to_vec(), "ends inside the header"),
+        ("truncated metadata", original[..4096].to_vec(), "ends inside the header"),
+        (
+            "truncated tensor infos",
+            original[..data_offset - 100].to_vec(),
+            "ends inside the header",
+        ),
+        ("truncated data", original[..data_offset + 1000].to_vec(), "past the end of the file"),
+        (
+            "truncated last byte",
+            original[..original.len() - 1].to_vec(),
+            "past the end of the file",
+        ),
+        ("version 1", patch(4, &1u32.to_le_bytes()), "version 1"),
+        ("byte-swapped version", patch(4, &3u32.to_be_bytes()), "version"),
+        ("huge tensor count", patch(8, &u64::MAX.to_le_bytes()), "tensors"),
+        ("huge key length", patch(24, &u64::MAX.to_le_bytes()), "string"),
+        ("block_count 513", patch(value_at("llama.block_count"), &513u32.to_le_bytes()), "513"),
+        (
+            "eos outside vocab",
+            patch(value_at("tokenizer.ggml.eos_token_id"), &60000u32.to_le_bytes()),
+            "outside the vocabulary",
+        ),
+        (
+            "unknown architecture",
+            patch(value_at("general.architecture") + 8, b"xxxxx"),
+            "not known",
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("tabagent-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let engine = LlamaEngine::new();
+    for (name, bytes, words) in &cases {
+        let file = dir.join(format!("{}.gguf", name.replace(' ', "-")));
+        std::fs::write(&file, bytes).unwrap();
+        let err = match engine.load(&file, &LoadOptions::default()) {
+            Err(EngineError::InvalidInput(m)) => m,
+            Err(other) => panic!("{name}: wrong kind of error {other:?}"),
+            Ok(_) => panic!("{name}: a hostile file was loaded"),
+        };
+        assert!(err.contains(words), "{name}: '{err}' lacks '{words}'");
+        println!("{name}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(engine.load(&model_path(), &LoadOptions::default()).is_ok());
+}

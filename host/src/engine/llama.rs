@@ -66,6 +66,8 @@ impl Engine for LlamaEngine {
             return Err(EngineError::NotFound(format!("{} is not a file", path.display())));
         }
         check_gguf_magic(path)?;
+        crate::modelfile::check_model_file(path)
+            .map_err(|e| EngineError::invalid(format!("{} was refused: {e}", path.display())))?;
         let backend = backend()?;
         let params = LlamaModelParams::default()
             .with_n_gpu_layers(options.gpu_layers)
