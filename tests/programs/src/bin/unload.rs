@@ -84,5 +84,30 @@ fn main() {
     drop(c);
     drop(model);
     out.insert("loaded_end".into(), loaded());
+
+    // Unload while a generation is running: the generation finishes.
+    let model = Model::load("smollm2").expect("reload");
+    let session = model.session().expect("session");
+    let c = session.raw().stream(&prompt, &opts(24)).expect("stream");
+    out.insert(
+        "unload_mid_generation".into(),
+        result_json(tabagent_guest::unload("smollm2"), |_| json!("ok")),
+    );
+    let mut text = String::new();
+    let mut error = Value::Null;
+    loop {
+        match c.next() {
+            Ok(Some(p)) => text.push_str(&p),
+            Ok(None) => break,
+            Err(e) => {
+                error = error_json(&e.into());
+                break;
+            }
+        }
+    }
+    out.insert(
+        "generation_across_unload".into(),
+        json!({ "error": error, "chars": text.len(), "finish": c.outcome().map(|g| finish_name(g.finish_reason)) }),
+    );
     emit(&Value::Object(out));
 }
