@@ -38,22 +38,18 @@ fn a_thousand_load_unload_cycles_do_not_leak() {
         std::env::var("TABAGENT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let shared = LlmShared::new(Arc::new(LlamaEngine::new()));
     let path = model_path();
-    let mut session_options = None;
+    let opts =
+        tabagent_host::engine::SessionOptions { context_size: 256, batch_size: 64, threads: 1 };
     // Warm up: the first cycles allocate llama.cpp's and the allocator's long-lived state.
     for _ in 0..20 {
         let m = shared.load(&path, &LoadOptions::default()).unwrap();
-        let opts = session_options.get_or_insert_with(|| tabagent_host::engine::SessionOptions {
-            context_size: 256,
-            batch_size: 64,
-            threads: 1,
-        });
-        drop(m.new_session(opts).unwrap());
+        drop(m.new_session(&opts).unwrap());
     }
     let before = rss_kib();
     let start = Instant::now();
     for _ in 0..cycles {
         let m = shared.load(&path, &LoadOptions::default()).unwrap();
-        drop(m.new_session(session_options.as_ref().unwrap()).unwrap());
+        drop(m.new_session(&opts).unwrap());
     }
     let after = rss_kib();
     println!(
