@@ -182,3 +182,38 @@ fn hostile_model_files_are_refused_before_llama_cpp() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(engine.load(&model_path(), &LoadOptions::default()).is_ok());
 }
+
+/// Crash containment: a file that makes llama.cpp abort (`block_count` 513 trips its
+/// `LLAMA_MAX_LAYERS` assertion) kills only the probe process; the host refuses the file, says
+/// why, and goes on. The Rust checks refuse this file too; the probe is run alone here to show
+/// what happens to a file that gets past them.
+#[test]
+fn a_file_that_crashes_llama_cpp_kills_only_the_probe() {
+    use tabagent_host::engine::{Engine, LoadOptions, llama::LlamaEngine};
+    let bin =
+        std::env::var_os("TABAGENT_HOST_BIN").map(std::path::PathBuf::from).unwrap_or_else(|| {
+            std::env::current_exe()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("tabagent-host")
+        });
+    assert!(bin.is_file(), "{} is missing: cargo build --release -p tabagent-host", bin.display());
+    let mut bytes = std::fs::read(model_path()).unwrap();
+    let key = b"llama.block_count";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4;
+    bytes[at..at + 4].copy_from_slice(&513u32.to_le_bytes());
+    let file = std::env::temp_dir().join(format!("tabagent-crash-{}.gguf", std::process::id()));
+    std::fs::write(&file, &bytes).unwrap();
+    let engine = LlamaEngine::with_probe(bin, vec!["probe-model".into()]);
+    let start = std::time::Instant::now();
+    let err = engine.probe(&file).unwrap_err().to_string();
+    println!("probe verdict in {:?}: {err}", start.elapsed());
+    assert!(err.contains("crashed (signal 6)"), "{err}");
+    // The verdict is remembered, and the host process is still here to load a good model.
+    assert_eq!(engine.probe(&file).unwrap_err().to_string(), err);
+    std::fs::remove_file(&file).unwrap();
+    assert!(engine.load(&model_path(), &LoadOptions::default()).is_ok());
+}

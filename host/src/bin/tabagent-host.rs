@@ -42,6 +42,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Internal: load a model file with llama.cpp in this process and exit 0 (used as the load
+    /// probe, so that a file that crashes llama.cpp crashes only this process)
+    #[command(hide = true)]
+    ProbeModel {
+        /// The GGUF file
+        model: PathBuf,
+    },
     /// Load a GGUF file and print its metadata
     Inspect {
         /// The GGUF file
@@ -116,6 +123,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             hw(json)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ProbeModel { model } => {
+            tabagent_host::engine::llama::probe_model_file(&model)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect { model, json } => {
             inspect(&model, json)?;
             Ok(ExitCode::SUCCESS)
@@ -169,11 +180,22 @@ fn run_app(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = tabagent_host::runtime::HostOptions { fuel: args.fuel.is_some() };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        let host = Host::with_options(std::sync::Arc::new(LlamaEngine::new()), options)?;
+        let host = Host::with_options(std::sync::Arc::new(probing_engine()), options)?;
         let app = host.compile_file(&args.app)?;
         host.run(&app, guest).await
     })?;
     Ok(ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(1)))
+}
+
+/// The llama.cpp engine, probing each new model file in a child `tabagent-host probe-model`.
+fn probing_engine() -> LlamaEngine {
+    match std::env::current_exe() {
+        Ok(exe) => LlamaEngine::with_probe(exe, vec!["probe-model".into()]),
+        Err(e) => {
+            tracing::warn!("cannot find this executable ({e}); loading models without a probe");
+            LlamaEngine::new()
+        }
+    }
 }
 
 fn hw(json: bool) -> anyhow::Result<()> {
@@ -228,7 +250,7 @@ fn gib(bytes: u64) -> String {
 }
 
 fn inspect(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
-    let model = LlamaEngine::new().load(path, &Default::default())?;
+    let model = probing_engine().load(path, &Default::default())?;
     let i = model.info();
     let (kind, gpu_layers, cpu_layers) = i.placement();
     let loaded_to = match kind {

@@ -22,10 +22,10 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -45,13 +45,127 @@ pub fn backend() -> Result<&'static LlamaBackend, EngineError> {
 
 /// The llama.cpp engine.
 #[derive(Debug, Default, Clone)]
-pub struct LlamaEngine;
+pub struct LlamaEngine {
+    probe: Option<Arc<LoadProbe>>,
+}
 
 impl LlamaEngine {
     /// A handle to the engine; the backend starts on first use.
     pub fn new() -> Self {
-        Self
+        Self::default()
     }
+
+    /// An engine that first loads each new model file in a child process (`program args… PATH`,
+    /// which must run [`probe_model_file`] and exit 0), so that a file that crashes llama.cpp
+    /// takes down only the child. Verdicts are kept per file (path, size, modification time).
+    pub fn with_probe(program: PathBuf, args: Vec<String>) -> Self {
+        Self {
+            probe: Some(Arc::new(LoadProbe {
+                program,
+                args,
+                verdicts: Mutex::new(HashMap::new()),
+            })),
+        }
+    }
+
+    /// Run only the child-process probe on a file (no Rust checks first); `Ok` without a probe.
+    pub fn probe(&self, path: &Path) -> Result<(), EngineError> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| EngineError::NotFound(format!("model file {}: {e}", path.display())))?;
+        match &self.probe {
+            Some(probe) => probe.check(path, &meta),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A child-process load check; see [`LlamaEngine::with_probe`].
+#[derive(Debug)]
+struct LoadProbe {
+    program: PathBuf,
+    args: Vec<String>,
+    verdicts: Mutex<HashMap<(PathBuf, u64, Option<std::time::SystemTime>), Result<(), String>>>,
+}
+
+/// How long a probe may take before the file is refused.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl LoadProbe {
+    fn check(&self, path: &Path, meta: &std::fs::Metadata) -> Result<(), EngineError> {
+        let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+        if let Some(v) = self.verdicts.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return v.clone().map_err(EngineError::InvalidInput);
+        }
+        let verdict = self.run(path);
+        self.verdicts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, verdict.clone());
+        verdict.map_err(EngineError::InvalidInput)
+    }
+
+    fn run(&self, path: &Path) -> Result<(), String> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .arg(path)
+            .env("GGML_NO_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the load probe {}: {e}", self.program.display()))?;
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if start.elapsed() > PROBE_TIMEOUT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "{}: llama.cpp did not finish loading it within {PROBE_TIMEOUT:?} in a probe process; refused",
+                        path.display()
+                    ));
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(e) => return Err(format!("the load probe failed: {e}")),
+            }
+        };
+        if status.success() {
+            return Ok(());
+        }
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            if let Some(signal) = status.signal() {
+                return Err(format!(
+                    "{}: llama.cpp crashed (signal {signal}) while loading it in a probe process; refused{}",
+                    path.display(),
+                    if last.is_empty() { String::new() } else { format!(" ({last})") }
+                ));
+            }
+        }
+        Err(format!("{}: llama.cpp could not load it in a probe process: {last}", path.display()))
+    }
+}
+
+/// The probe's side: load a model file with llama.cpp, without the Rust checks, and make a small
+/// context. Meant to run in a child process (`tabagent-host probe-model PATH`); a crash here is
+/// what the probe exists to catch.
+pub fn probe_model_file(path: &Path) -> Result<(), EngineError> {
+    let backend = backend()?;
+    let model =
+        LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|e| {
+            EngineError::Runtime(format!("llama.cpp could not load {}: {e}", path.display()))
+        })?;
+    let params = LlamaContextParams::default().with_n_ctx(NonZeroU32::new(256)).with_n_batch(32);
+    model
+        .new_context(backend, params)
+        .map_err(|e| EngineError::Runtime(format!("llama.cpp could not create a context: {e}")))?;
+    Ok(())
 }
 
 impl Engine for LlamaEngine {
@@ -68,6 +182,9 @@ impl Engine for LlamaEngine {
         check_gguf_magic(path)?;
         crate::modelfile::check_model_file(path)
             .map_err(|e| EngineError::invalid(format!("{} was refused: {e}", path.display())))?;
+        if let Some(probe) = &self.probe {
+            probe.check(path, &meta)?;
+        }
         let backend = backend()?;
         let params = LlamaModelParams::default()
             .with_n_gpu_layers(options.gpu_layers)
