@@ -79,12 +79,15 @@ impl LlamaEngine {
     }
 }
 
+/// A file as the probe saw it: path, size and modification time.
+type FileKey = (PathBuf, u64, Option<std::time::SystemTime>);
+
 /// A child-process load check; see [`LlamaEngine::with_probe`].
 #[derive(Debug)]
 struct LoadProbe {
     program: PathBuf,
     args: Vec<String>,
-    verdicts: Mutex<HashMap<(PathBuf, u64, Option<std::time::SystemTime>), Result<(), String>>>,
+    verdicts: Mutex<HashMap<FileKey, Result<(), String>>>,
 }
 
 /// How long a probe may take before the file is refused.
