@@ -35,8 +35,9 @@ pub mod bindings;
 pub mod config;
 pub mod ctx;
 pub mod engine;
-pub mod gguf;
 pub mod hardware;
 pub mod modelfile;
 pub mod runtime;
 pub mod sandbox;
+
+pub use tabagent_gguf as gguf;

@@ -239,7 +239,7 @@ pub fn check_model(f: &GgufFile) -> Result<(), ModelFileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::tests::Builder;
+    use crate::gguf::write::Builder;
 
     fn model(arch: &str, layers: u32, tokens: &[&str]) -> Builder {
         Builder::new()

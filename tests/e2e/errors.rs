@@ -217,3 +217,57 @@ fn a_file_that_crashes_llama_cpp_kills_only_the_probe() {
     std::fs::remove_file(&file).unwrap();
     assert!(engine.load(&model_path(), &LoadOptions::default()).is_ok());
 }
+
+/// Random bit flips over the real model's header and metadata: every variant is either refused
+/// with a message or loads; none crashes or hangs the host (the probe takes any crash).
+#[test]
+fn random_bit_flips_in_the_header_never_take_the_host_down() {
+    use tabagent_host::engine::{Engine, LoadOptions, llama::LlamaEngine};
+    let bin =
+        std::env::var_os("TABAGENT_HOST_BIN").map(std::path::PathBuf::from).unwrap_or_else(|| {
+            std::env::current_exe()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("tabagent-host")
+        });
+    let original = std::fs::read(model_path()).unwrap();
+    let header = tabagent_host::gguf::GgufFile::parse(&original, original.len() as u64).unwrap();
+    let header_len = header.data_offset as usize;
+    let engine = LlamaEngine::with_probe(bin, vec!["probe-model".into()]);
+    let dir = std::env::temp_dir().join(format!("tabagent-flips-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = 0x2545f4914f6cdd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut refused, mut loaded) = (0, 0);
+    let start = std::time::Instant::now();
+    for i in 0..40 {
+        let mut bytes = original.clone();
+        for _ in 0..1 + next() % 4 {
+            // Half the flips in the first 4 KiB (counts, early keys), half anywhere in the header.
+            let span = if next() % 2 == 0 { 4096 } else { header_len };
+            let at = (next() as usize) % span;
+            bytes[at] ^= 1 << (next() % 8);
+        }
+        let file = dir.join(format!("flip-{i}.gguf"));
+        std::fs::write(&file, &bytes).unwrap();
+        match engine.load(&file, &LoadOptions::default()) {
+            Ok(_) => loaded += 1,
+            Err(e) => {
+                assert!(!e.to_string().trim().is_empty());
+                refused += 1;
+            }
+        }
+        std::fs::remove_file(&file).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!("40 bit-flipped headers in {:?}: {refused} refused, {loaded} loaded", start.elapsed());
+    assert!(refused > 0);
+}

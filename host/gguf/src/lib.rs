@@ -1,3 +1,5 @@
+//! # tabagent-gguf
+//!
 //! A bounded, safe reader of GGUF headers: metadata key-values and tensor infos, with every count,
 //! length and offset checked against the file before it is trusted. The host reads a model's
 //! layout with it (per-layer sizes for the GPU/CPU split) without handing the file to llama.cpp.
@@ -5,6 +7,8 @@
 //! Format (versions 2 and 3, little-endian): magic `GGUF`, version `u32`, tensor count `u64`,
 //! key-value count `u64`, the key-values, the tensor infos, padding to `general.alignment`
 //! (default 32), then tensor data.
+
+#![deny(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -419,18 +423,17 @@ impl<'a> Reader<'a> {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// Builds GGUF bytes for tests.
+/// Writing small GGUF files.
+pub mod write {
+    /// Builds GGUF bytes: small synthetic model files for tests and fixtures.
     #[derive(Default)]
-    pub(crate) struct Builder {
+    pub struct Builder {
         kvs: Vec<u8>,
         n_kv: u64,
         tensors: Vec<u8>,
         n_tensors: u64,
         data_len: u64,
+        /// Format version written (3 unless changed).
         pub version: u32,
     }
 
@@ -440,11 +443,13 @@ pub(crate) mod tests {
     }
 
     impl Builder {
-        pub(crate) fn new() -> Self {
+        /// An empty version-3 file.
+        pub fn new() -> Self {
             Self { version: 3, ..Self::default() }
         }
 
-        pub(crate) fn kv_str(mut self, k: &str, v: &str) -> Self {
+        /// Add a string key-value.
+        pub fn kv_str(mut self, k: &str, v: &str) -> Self {
             s(&mut self.kvs, k);
             self.kvs.extend_from_slice(&8u32.to_le_bytes());
             s(&mut self.kvs, v);
@@ -452,7 +457,8 @@ pub(crate) mod tests {
             self
         }
 
-        pub(crate) fn kv_u32(mut self, k: &str, v: u32) -> Self {
+        /// Add a `u32` key-value.
+        pub fn kv_u32(mut self, k: &str, v: u32) -> Self {
             s(&mut self.kvs, k);
             self.kvs.extend_from_slice(&4u32.to_le_bytes());
             self.kvs.extend_from_slice(&v.to_le_bytes());
@@ -460,7 +466,8 @@ pub(crate) mod tests {
             self
         }
 
-        pub(crate) fn kv_str_array(mut self, k: &str, v: &[&str]) -> Self {
+        /// Add a string-array key-value.
+        pub fn kv_str_array(mut self, k: &str, v: &[&str]) -> Self {
             s(&mut self.kvs, k);
             self.kvs.extend_from_slice(&9u32.to_le_bytes());
             self.kvs.extend_from_slice(&8u32.to_le_bytes());
@@ -473,7 +480,7 @@ pub(crate) mod tests {
         }
 
         /// A tensor of F32 elements placed after the previous one.
-        pub(crate) fn tensor_f32(mut self, name: &str, dims: &[u64]) -> Self {
+        pub fn tensor_f32(mut self, name: &str, dims: &[u64]) -> Self {
             s(&mut self.tensors, name);
             self.tensors.extend_from_slice(&(dims.len() as u32).to_le_bytes());
             for d in dims {
@@ -487,7 +494,8 @@ pub(crate) mod tests {
             self
         }
 
-        pub(crate) fn build(&self) -> Vec<u8> {
+        /// The file's bytes.
+        pub fn build(&self) -> Vec<u8> {
             let mut out = b"GGUF".to_vec();
             out.extend_from_slice(&self.version.to_le_bytes());
             out.extend_from_slice(&self.n_tensors.to_le_bytes());
@@ -499,6 +507,12 @@ pub(crate) mod tests {
             out
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write::Builder;
+    use super::*;
 
     fn model() -> Builder {
         Builder::new()
