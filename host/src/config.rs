@@ -15,7 +15,11 @@
 //!
 //! [limits]
 //! max-context-size = 8192
+//! timeout-secs = 600          # 0 for none
+//! max-memory-mib = 1024
 //! ```
+//!
+//! A limit given on the command line wins over the file's.
 
 use crate::runtime::DirGrant;
 use serde::Deserialize;
@@ -58,6 +62,10 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// Largest session context, if set.
     pub max_context_size: Option<u32>,
+    /// Wall-clock limit in seconds (0: none), if set.
+    pub timeout_secs: Option<u64>,
+    /// Largest linear memory in MiB, if set.
+    pub max_memory_mib: Option<usize>,
 }
 
 fn check_name(name: &str) -> Result<(), ConfigError> {
@@ -123,6 +131,8 @@ impl Grants {
         }
         g.env = file.env.into_iter().collect();
         g.max_context_size = file.limits.max_context_size;
+        g.timeout_secs = file.limits.timeout_secs;
+        g.max_memory_mib = file.limits.max_memory_mib;
         Ok(g)
     }
 
@@ -132,6 +142,8 @@ impl Grants {
         self.dirs.extend(other.dirs);
         self.env.extend(other.env);
         self.max_context_size = other.max_context_size.or(self.max_context_size);
+        self.timeout_secs = other.timeout_secs.or(self.timeout_secs);
+        self.max_memory_mib = other.max_memory_mib.or(self.max_memory_mib);
     }
 }
 
@@ -161,6 +173,8 @@ struct FileDir {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileLimits {
     max_context_size: Option<u32>,
+    timeout_secs: Option<u64>,
+    max_memory_mib: Option<usize>,
 }
 
 #[cfg(test)]
@@ -200,7 +214,7 @@ mod tests {
         let file = dir.join("tabagent.toml");
         std::fs::write(
             &file,
-            "[models]\nsmol = \"m/s.gguf\"\n[[dirs]]\nhost = \"d\"\nguest = \"/d\"\nread-only = true\n[env]\nK = \"v\"\n[limits]\nmax-context-size = 2048\n",
+            "[models]\nsmol = \"m/s.gguf\"\n[[dirs]]\nhost = \"d\"\nguest = \"/d\"\nread-only = true\n[env]\nK = \"v\"\n[limits]\nmax-context-size = 2048\ntimeout-secs = 5\n",
         )
         .unwrap();
         let g = Grants::from_file(&file).unwrap();
@@ -209,6 +223,8 @@ mod tests {
         assert!(g.dirs[0].read_only);
         assert_eq!(g.env, vec![("K".into(), "v".into())]);
         assert_eq!(g.max_context_size, Some(2048));
+        assert_eq!(g.timeout_secs, Some(5));
+        assert_eq!(g.max_memory_mib, None);
         std::fs::write(&file, "[modles]\n").unwrap();
         let err = Grants::from_file(&file).unwrap_err().to_string();
         assert!(err.contains("unknown field"), "{err}");

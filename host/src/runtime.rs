@@ -108,10 +108,18 @@ impl LlmViewProvider for GuestState {
 }
 
 /// Options fixed when a host is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostOptions {
     /// Count fuel, so that guests can be given a fuel limit (costs some speed).
     pub fuel: bool,
+    /// Largest wasm stack a guest may use, in bytes; deeper recursion traps.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self { fuel: false, max_wasm_stack: 512 << 10 }
+    }
 }
 
 /// A host: compiles components and runs guests against one engine.
@@ -133,6 +141,7 @@ impl Host {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.consume_fuel(options.fuel);
+        config.max_wasm_stack(options.max_wasm_stack);
         match wasmtime::Cache::from_file(None) {
             Ok(cache) => {
                 config.cache(Some(cache));

@@ -113,3 +113,52 @@ async fn max_tokens_of_u32_max_is_clamped_to_the_context() {
     assert!(used <= context, "{v}");
     assert!(["length", "stop"].contains(&g["finish"].as_str().unwrap()), "{v}");
 }
+
+#[tokio::test]
+async fn forged_and_stale_handles_trap_that_guest_only() {
+    for abuse_kind in ["forged-handle", "stale-handle"] {
+        let (r, _) = abuse(&[abuse_kind], GuestLimits::default()).await;
+        let e = format!("{:#}", r.unwrap_err());
+        assert!(e.contains("handle"), "{abuse_kind}: {e}");
+        still_serving().await;
+    }
+}
+
+/// A component (written in WAT) whose `wasi:cli/run` grows its table 100,000 elements at a time
+/// until the host refuses; it traps if the table got past the host's limit of 1 Mi elements.
+const TABLE_BOMB: &str = r#"
+(component
+  (core module $m
+    (table $t 1 funcref)
+    (func (export "run") (result i32)
+      (block $refused
+        (loop $grow
+          (br_if $refused (i32.eq (table.grow $t (ref.null func) (i32.const 100000)) (i32.const -1)))
+          (br $grow)))
+      (if (i32.gt_u (table.size $t) (i32.const 1048576)) (then unreachable))
+      (i32.const 0)))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $cli (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.12" (instance $cli))
+)
+"#;
+
+#[tokio::test]
+async fn table_growth_is_refused_at_the_limit() {
+    let component = host().compile(TABLE_BOMB.as_bytes()).unwrap();
+    let start = Instant::now();
+    let out = host().run(&component, GuestConfig::default()).await.unwrap();
+    println!("table bomb refused after {:?}", start.elapsed());
+    assert_eq!(out.exit_code, 0, "the table grew past its limit");
+    still_serving().await;
+}
+
+#[tokio::test]
+async fn without_the_limit_the_table_bomb_would_grow_past_it() {
+    // The check above can fail: with the limit lifted, the bomb's own assertion traps.
+    let component = host().compile(TABLE_BOMB.as_bytes()).unwrap();
+    let sandbox = GuestLimits { table_elements: 4 << 20, ..GuestLimits::default() };
+    let r = host().run(&component, GuestConfig { sandbox, ..GuestConfig::default() }).await;
+    assert!(r.is_err(), "with a 4 Mi limit the table passes 1 Mi elements and the bomb must trap");
+}

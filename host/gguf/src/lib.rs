@@ -595,6 +595,27 @@ mod tests {
     }
 
     #[test]
+    fn wrong_array_element_types_are_refused() {
+        let mut bytes = b"GGUF".to_vec();
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.push(b'k');
+        bytes.extend_from_slice(&9u32.to_le_bytes()); // array
+        bytes.extend_from_slice(&99u32.to_le_bytes()); // of an unknown type
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        assert!(
+            matches!(parse(&bytes), Err(GgufError::Invalid(m)) if m.contains("array element type 99"))
+        );
+        // An array of arrays.
+        let at = bytes.len() - 16 - 4;
+        bytes[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
+        assert!(matches!(parse(&bytes), Err(GgufError::Invalid(m)) if m.contains("nested")));
+    }
+
+    #[test]
     fn tensor_data_past_the_end_is_refused() {
         let bytes = model().build();
         let short = &bytes[..bytes.len() - 4];

@@ -78,15 +78,18 @@ struct RunArgs {
     /// Largest context size a session may ask for
     #[arg(long, value_name = "TOKENS")]
     max_context: Option<u32>,
-    /// Wall-clock limit for the app in seconds, generation included; 0 for none
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
-    timeout: u64,
-    /// Largest linear memory of the app, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
-    max_memory: usize,
+    /// Wall-clock limit for the app in seconds, generation included; 0 for none [default: 600]
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Largest linear memory of the app, in MiB [default: 1024]
+    #[arg(long, value_name = "MIB")]
+    max_memory: Option<usize>,
     /// Fuel (roughly, wasm instructions) the app may burn; off by default
     #[arg(long, value_name = "UNITS")]
     fuel: Option<u64>,
+    /// Largest wasm stack of the app, in KiB
+    #[arg(long, value_name = "KIB", default_value_t = 512)]
+    max_stack: usize,
     /// Arguments for the app (after --)
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -173,11 +176,15 @@ fn run_app(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.max_context.or(grants.max_context_size) {
         guest.limits.max_context_size = n;
     }
-    guest.sandbox.deadline =
-        (args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout));
-    guest.sandbox.memory_bytes = args.max_memory.saturating_mul(1 << 20);
+    let timeout = args.timeout.or(grants.timeout_secs).unwrap_or(600);
+    guest.sandbox.deadline = (timeout > 0).then(|| std::time::Duration::from_secs(timeout));
+    let memory_mib = args.max_memory.or(grants.max_memory_mib).unwrap_or(1024);
+    guest.sandbox.memory_bytes = memory_mib.saturating_mul(1 << 20);
     guest.sandbox.fuel = args.fuel;
-    let options = tabagent_host::runtime::HostOptions { fuel: args.fuel.is_some() };
+    let options = tabagent_host::runtime::HostOptions {
+        fuel: args.fuel.is_some(),
+        max_wasm_stack: args.max_stack.saturating_mul(1 << 10),
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
         let host = Host::with_options(std::sync::Arc::new(probing_engine()), options)?;

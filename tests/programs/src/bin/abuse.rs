@@ -105,6 +105,21 @@ fn main() {
                 );
             }
         }
+        "forged-handle" => {
+            // A handle number the host never gave out.
+            let forged = unsafe { models::Model::from_handle(123_456) };
+            let r = forged.metadata();
+            emit(&json!({ "unexpected": format!("{:?}", r.map(|m| m.name)) }));
+        }
+        "stale-handle" => {
+            let model = models::Model::load("smollm2", None).expect("load");
+            let handle = model.take_handle();
+            drop(unsafe { models::Model::from_handle(handle) });
+            // The handle was dropped; use it again.
+            let stale = unsafe { models::Model::from_handle(handle) };
+            let r = stale.metadata();
+            emit(&json!({ "unexpected": format!("{:?}", r.map(|m| m.name)) }));
+        }
         other => {
             eprintln!("unknown abuse '{other}'");
             tabagent_guest::exit(2);
