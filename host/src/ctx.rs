@@ -1049,6 +1049,17 @@ mod tests {
         // Each guest's loaded list still holds the weights until it unloads.
         assert_eq!(engine.counters.live_models.load(SeqCst), 1);
         a.view().unload("m".into()).await.unwrap();
+        // Guest a's unload touches only a: b still has the model and can use it.
+        assert!(a.view().loaded().await.unwrap().is_empty());
+        assert_eq!(b.view().loaded().await.unwrap().len(), 1);
+        let mb = b.view().load("m".into(), None).await.unwrap();
+        let mb_rep = mb.rep();
+        let s =
+            wit_inf::HostSession::create(&mut b.view(), mb, no_session_options()).await.unwrap();
+        assert_eq!(engine.counters.live_models.load(SeqCst), 1);
+        assert_eq!(engine.counters.loads.load(SeqCst), 1);
+        wit_inf::HostSession::drop(&mut b.view(), s).await.unwrap();
+        wit_models::HostModel::drop(&mut b.view(), Resource::new_own(mb_rep)).await.unwrap();
         b.view().unload("m".into()).await.unwrap();
         assert_eq!(engine.counters.live_models.load(SeqCst), 0);
     }
