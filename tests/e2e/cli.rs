@@ -2,26 +2,11 @@
 //! errors. Needs the binary built (`cargo build --release -p tabagent-host`, which the test
 //! script does first); `TABAGENT_HOST_BIN` overrides where it is looked for.
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use tabagent_tests::{guest, model_path};
 
-fn binary() -> PathBuf {
-    let path = std::env::var_os("TABAGENT_HOST_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        // Test executables live in <target>/<profile>/deps; the binary in <target>/<profile>.
-        let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().join("tabagent-host")
-    });
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build --release -p tabagent-host`",
-        path.display()
-    );
-    path
-}
-
 fn host(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(binary());
+    let mut cmd = Command::new(tabagent_tests::host_bin());
     cmd.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();

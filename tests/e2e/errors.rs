@@ -190,17 +190,7 @@ fn hostile_model_files_are_refused_before_llama_cpp() {
 #[test]
 fn a_file_that_crashes_llama_cpp_kills_only_the_probe() {
     use tabagent_host::engine::{Engine, LoadOptions, llama::LlamaEngine};
-    let bin =
-        std::env::var_os("TABAGENT_HOST_BIN").map(std::path::PathBuf::from).unwrap_or_else(|| {
-            std::env::current_exe()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .join("tabagent-host")
-        });
-    assert!(bin.is_file(), "{} is missing: cargo build --release -p tabagent-host", bin.display());
+    let bin = tabagent_tests::host_bin();
     let mut bytes = std::fs::read(model_path()).unwrap();
     let key = b"llama.block_count";
     let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4;
@@ -223,16 +213,7 @@ fn a_file_that_crashes_llama_cpp_kills_only_the_probe() {
 #[test]
 fn random_bit_flips_in_the_header_never_take_the_host_down() {
     use tabagent_host::engine::{Engine, LoadOptions, llama::LlamaEngine};
-    let bin =
-        std::env::var_os("TABAGENT_HOST_BIN").map(std::path::PathBuf::from).unwrap_or_else(|| {
-            std::env::current_exe()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .join("tabagent-host")
-        });
+    let bin = tabagent_tests::host_bin();
     let original = std::fs::read(model_path()).unwrap();
     let header = tabagent_host::gguf::GgufFile::parse(&original, original.len() as u64).unwrap();
     let header_len = header.data_offset as usize;

@@ -32,6 +32,22 @@ pub fn model_path() -> PathBuf {
     path
 }
 
+/// The `tabagent-host` binary: `$TABAGENT_HOST_BIN`, or the one beside this test's profile
+/// folder (test executables live in `<target>/<profile>/deps`). Build it first with
+/// `cargo build --release -p tabagent-host` (the test script does).
+pub fn host_bin() -> PathBuf {
+    let path = std::env::var_os("TABAGENT_HOST_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().join("tabagent-host")
+    });
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release -p tabagent-host`",
+        path.display()
+    );
+    path
+}
+
 /// One llama.cpp host per test binary.
 pub fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();

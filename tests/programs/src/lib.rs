@@ -1,7 +1,23 @@
 //! Helpers shared by the test guests: JSON forms of WIT values, printed for the host tests.
 
 use serde_json::{Value, json};
+use tabagent_guest::bindings::tabagent::llm::inference::SamplingOptions;
 use tabagent_guest::{Error, FinishReason, Generation};
+
+/// Greedy sampling of at most `max_tokens`, every other option at its default.
+pub fn greedy(max_tokens: u32) -> SamplingOptions {
+    SamplingOptions {
+        max_tokens: Some(max_tokens),
+        temperature: Some(0.0),
+        top_k: None,
+        top_p: None,
+        min_p: None,
+        repeat_penalty: None,
+        repeat_window: None,
+        seed: None,
+        stop: Vec::new(),
+    }
+}
 
 /// `{"kind": ..., "message": ...}` for an error.
 pub fn error_json(e: &Error) -> Value {

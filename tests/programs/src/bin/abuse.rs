@@ -4,24 +4,10 @@ use serde_json::json;
 use std::hint::black_box;
 use tabagent_guest::bindings::tabagent::llm::{inference as inf, models};
 use tabagent_guest::{Model, SessionOptions};
-use tabagent_test_programs::{emit, generation_json, result_json};
+use tabagent_test_programs::{emit, generation_json, greedy, result_json};
 
 fn depth(n: u64) -> u64 {
     if black_box(n) == 0 { 0 } else { depth(n - 1) + black_box(1) }
-}
-
-fn greedy(max: u32) -> inf::SamplingOptions {
-    inf::SamplingOptions {
-        max_tokens: Some(max),
-        temperature: Some(0.0),
-        top_k: None,
-        top_p: None,
-        min_p: None,
-        repeat_penalty: None,
-        repeat_window: None,
-        seed: None,
-        stop: Vec::new(),
-    }
 }
 
 fn main() {

@@ -5,24 +5,10 @@
 use serde_json::{Map, Value, json};
 use tabagent_guest::bindings::tabagent::llm::{inference as inf, models};
 use tabagent_guest::{Model, SessionOptions};
-use tabagent_test_programs::{emit, generation_json, result_json};
+use tabagent_test_programs::{emit, generation_json, greedy, result_json};
 
 fn session_opts(ctx: Option<u32>, batch: Option<u32>, threads: Option<u32>) -> SessionOptions {
     SessionOptions { context_size: ctx, batch_size: batch, threads, seed: None }
-}
-
-fn sampling() -> inf::SamplingOptions {
-    inf::SamplingOptions {
-        max_tokens: Some(4),
-        temperature: Some(0.0),
-        top_k: None,
-        top_p: None,
-        min_p: None,
-        repeat_penalty: None,
-        repeat_window: None,
-        seed: None,
-        stop: Vec::new(),
-    }
 }
 
 fn main() {
@@ -85,37 +71,37 @@ fn main() {
         run(
             "temperature_nan",
             text("Hi"),
-            inf::SamplingOptions { temperature: Some(f32::NAN), ..sampling() },
+            inf::SamplingOptions { temperature: Some(f32::NAN), ..greedy(4) },
         ),
         run(
             "temperature_negative",
             text("Hi"),
-            inf::SamplingOptions { temperature: Some(-1.0), ..sampling() },
+            inf::SamplingOptions { temperature: Some(-1.0), ..greedy(4) },
         ),
-        run("top_p_above_one", text("Hi"), inf::SamplingOptions { top_p: Some(1.5), ..sampling() }),
-        run("top_p_zero", text("Hi"), inf::SamplingOptions { top_p: Some(0.0), ..sampling() }),
-        run("min_p_negative", text("Hi"), inf::SamplingOptions { min_p: Some(-0.1), ..sampling() }),
+        run("top_p_above_one", text("Hi"), inf::SamplingOptions { top_p: Some(1.5), ..greedy(4) }),
+        run("top_p_zero", text("Hi"), inf::SamplingOptions { top_p: Some(0.0), ..greedy(4) }),
+        run("min_p_negative", text("Hi"), inf::SamplingOptions { min_p: Some(-0.1), ..greedy(4) }),
         run(
             "repeat_penalty_zero",
             text("Hi"),
-            inf::SamplingOptions { repeat_penalty: Some(0.0), ..sampling() },
+            inf::SamplingOptions { repeat_penalty: Some(0.0), ..greedy(4) },
         ),
         run(
             "max_tokens_zero",
             text("Hi"),
-            inf::SamplingOptions { max_tokens: Some(0), ..sampling() },
+            inf::SamplingOptions { max_tokens: Some(0), ..greedy(4) },
         ),
         run(
             "empty_stop",
             text("Hi"),
-            inf::SamplingOptions { stop: vec![String::new()], ..sampling() },
+            inf::SamplingOptions { stop: vec![String::new()], ..greedy(4) },
         ),
-        run("empty_prompt", text(""), sampling()),
-        run("nul_prompt", text("a\0b"), sampling()),
-        run("bad_tokens", inf::Prompt::Tokens(vec![1, 999_999]), sampling()),
-        run("no_tokens", inf::Prompt::Tokens(vec![]), sampling()),
-        run("empty_chat", inf::Prompt::Chat(vec![]), sampling()),
-        run("prompt_too_long", text(&"word ".repeat(600)), sampling()),
+        run("empty_prompt", text(""), greedy(4)),
+        run("nul_prompt", text("a\0b"), greedy(4)),
+        run("bad_tokens", inf::Prompt::Tokens(vec![1, 999_999]), greedy(4)),
+        run("no_tokens", inf::Prompt::Tokens(vec![]), greedy(4)),
+        run("empty_chat", inf::Prompt::Chat(vec![]), greedy(4)),
+        run("prompt_too_long", text(&"word ".repeat(600)), greedy(4)),
     ];
     for (k, v) in cases {
         put(&k, v);
@@ -129,7 +115,7 @@ fn main() {
     );
     put(
         "recovered",
-        result_json(session.generate(&text("Hello"), &sampling()), |g| generation_json(&g)),
+        result_json(session.generate(&text("Hello"), &greedy(4)), |g| generation_json(&g)),
     );
     emit(&Value::Object(out));
 }

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 use tabagent_guest::bindings::tabagent::llm::inference as inf;
 use tabagent_guest::{Model, ModelState};
-use tabagent_test_programs::{emit, error_json, finish_name, result_json};
+use tabagent_test_programs::{emit, error_json, finish_name, greedy, result_json};
 
 fn loaded() -> Value {
     json!(tabagent_guest::loaded_models()
@@ -13,27 +13,13 @@ fn loaded() -> Value {
         .collect::<Vec<_>>())
 }
 
-fn opts(max: u32) -> inf::SamplingOptions {
-    inf::SamplingOptions {
-        max_tokens: Some(max),
-        temperature: Some(0.0),
-        top_k: None,
-        top_p: None,
-        min_p: None,
-        repeat_penalty: None,
-        repeat_window: None,
-        seed: None,
-        stop: Vec::new(),
-    }
-}
-
 fn main() {
     let mut out = Map::new();
     let prompt = inf::Prompt::Text("Once upon a time".into());
     let model = Model::load("smollm2").expect("load");
     let session = model.session().expect("session");
     let gen_len = |s: &tabagent_guest::Session, max: u32| {
-        result_json(s.raw().generate(&prompt, &opts(max)), |g| json!(g.tokens.len()))
+        result_json(s.raw().generate(&prompt, &greedy(max)), |g| json!(g.tokens.len()))
     };
     out.insert("before".into(), gen_len(&session, 4));
     out.insert("loaded_before".into(), loaded());
@@ -53,14 +39,14 @@ fn main() {
     let model = Model::load("smollm2").expect("reload");
     let session = model.session().expect("session");
     {
-        let c = session.raw().stream(&prompt, &opts(64)).expect("stream");
+        let c = session.raw().stream(&prompt, &greedy(64)).expect("stream");
         let first = c.next();
         out.insert("first_piece".into(), json!(first.map(|p| p.is_some()).unwrap_or(false)));
     }
     out.insert("after_dropped_stream".into(), gen_len(&session, 4));
 
     // Start a stream, then drop the session under it: the stream ends cleanly.
-    let c = session.raw().stream(&prompt, &opts(64)).expect("stream");
+    let c = session.raw().stream(&prompt, &greedy(64)).expect("stream");
     drop(session);
     let mut pieces = 0;
     let mut error = Value::Null;
@@ -88,7 +74,7 @@ fn main() {
     // Unload while a generation is running: the generation finishes.
     let model = Model::load("smollm2").expect("reload");
     let session = model.session().expect("session");
-    let c = session.raw().stream(&prompt, &opts(24)).expect("stream");
+    let c = session.raw().stream(&prompt, &greedy(24)).expect("stream");
     out.insert(
         "unload_mid_generation".into(),
         result_json(tabagent_guest::unload("smollm2"), |_| json!("ok")),
