@@ -252,3 +252,31 @@ fn random_bit_flips_in_the_header_never_take_the_host_down() {
     println!("40 bit-flipped headers in {:?}: {refused} refused, {loaded} loaded", start.elapsed());
     assert!(refused > 0);
 }
+
+/// A file that passes the Rust checks but that llama.cpp refuses: the error carries llama.cpp's
+/// own reason (from its log), not just "null result".
+#[test]
+fn llama_cpp_load_errors_say_why() {
+    use tabagent_host::engine::{Engine, EngineError, LoadOptions, llama::LlamaEngine};
+    let mut bytes = std::fs::read(model_path()).unwrap();
+    let key = b"llama.attention.head_count";
+    let mut at = 0;
+    // The key itself, not llama.attention.head_count_kv: its type (u32 = 4) follows at once.
+    while let Some(p) = bytes[at..].windows(key.len()).position(|w| w == key) {
+        let end = at + p + key.len();
+        if bytes[end..end + 4] == 4u32.to_le_bytes() {
+            at = end + 4;
+            break;
+        }
+        at = end;
+    }
+    bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+    let file = std::env::temp_dir().join(format!("tabagent-heads-{}.gguf", std::process::id()));
+    std::fs::write(&file, &bytes).unwrap();
+    let err = LlamaEngine::new().load(&file, &LoadOptions::default()).err().unwrap();
+    std::fs::remove_file(&file).unwrap();
+    match err {
+        EngineError::Runtime(m) => assert!(m.contains("wrong shape"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

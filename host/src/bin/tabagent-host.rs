@@ -99,7 +99,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TABAGENT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama-cpp-2=error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama.cpp=off")),
         )
         .with_writer(std::io::stderr)
         .init();

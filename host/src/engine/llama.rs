@@ -31,12 +31,61 @@ use tokio::sync::mpsc::UnboundedSender;
 
 static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
 
+/// The errors llama.cpp logged since the last [`clear_last_error`] (at most 4), so that a failed
+/// call can say why: llama.cpp's API often only returns NULL.
+static LAST_ERROR: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// llama.cpp's and ggml's log callback: forward to `tracing` (target `llama.cpp`) and remember
+/// the last error.
+unsafe extern "C" fn log_to_tracing(
+    level: llama_cpp_sys_2::ggml_log_level,
+    text: *const std::os::raw::c_char,
+    _: *mut std::os::raw::c_void,
+) {
+    if text.is_null() {
+        return;
+    }
+    // SAFETY: llama.cpp passes a NUL-terminated string that lives for the call.
+    let text = unsafe { std::ffi::CStr::from_ptr(text) }.to_string_lossy();
+    let text = text.trim();
+    if text.is_empty() {
+        return;
+    }
+    match level {
+        llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR => {
+            tracing::error!(target: "llama.cpp", "{text}");
+            let mut errors = LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner());
+            if errors.len() < 4 {
+                errors.push(text.to_string());
+            }
+        }
+        llama_cpp_sys_2::GGML_LOG_LEVEL_WARN => tracing::warn!(target: "llama.cpp", "{text}"),
+        llama_cpp_sys_2::GGML_LOG_LEVEL_INFO => tracing::info!(target: "llama.cpp", "{text}"),
+        _ => tracing::debug!(target: "llama.cpp", "{text}"),
+    }
+}
+
+/// Forget the last llama.cpp error (before a call whose failure we want to explain).
+fn clear_last_error() {
+    LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// The errors llama.cpp logged since [`clear_last_error`], first (the cause) first, if any.
+fn last_error() -> Option<String> {
+    let errors = std::mem::take(&mut *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()));
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
 /// The process-wide llama.cpp backend, initialised on first use. llama.cpp's own logging goes to
-/// `tracing` (target `llama-cpp-2`), so it is silent unless asked for.
+/// `tracing` (target `llama.cpp`), so it is silent unless asked for.
 pub fn backend() -> Result<&'static LlamaBackend, EngineError> {
     BACKEND
         .get_or_init(|| {
-            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            // SAFETY: the callback is a plain function that only reads the string it is given.
+            unsafe {
+                llama_cpp_sys_2::llama_log_set(Some(log_to_tracing), std::ptr::null_mut());
+                llama_cpp_sys_2::ggml_log_set(Some(log_to_tracing), std::ptr::null_mut());
+            }
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
@@ -160,9 +209,11 @@ impl LoadProbe {
 /// what the probe exists to catch.
 pub fn probe_model_file(path: &Path) -> Result<(), EngineError> {
     let backend = backend()?;
+    clear_last_error();
     let model =
         LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|e| {
-            EngineError::Runtime(format!("llama.cpp could not load {}: {e}", path.display()))
+            let why = last_error().unwrap_or_else(|| e.to_string());
+            EngineError::Runtime(format!("llama.cpp could not load {}: {why}", path.display()))
         })?;
     let params = LlamaContextParams::default().with_n_ctx(NonZeroU32::new(256)).with_n_batch(32);
     model
@@ -193,8 +244,10 @@ impl Engine for LlamaEngine {
             .with_n_gpu_layers(options.gpu_layers)
             .with_use_mmap(options.use_mmap)
             .with_use_mlock(options.use_mlock);
+        clear_last_error();
         let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
-            EngineError::Runtime(format!("llama.cpp could not load {}: {e}", path.display()))
+            let why = last_error().unwrap_or_else(|| e.to_string());
+            EngineError::Runtime(format!("llama.cpp could not load {}: {why}", path.display()))
         })?;
         let offload = if self.gpus().is_empty() { 0 } else { options.gpu_layers };
         let info = read_info(&model, meta.len(), offload);
