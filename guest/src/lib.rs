@@ -236,6 +236,22 @@ impl Model {
     }
 }
 
+/// Sampling options with every field left to the host's default (for the raw bindings:
+/// `SamplingOptions { max_tokens: Some(64), ..default_sampling() }`).
+pub fn default_sampling() -> raw_inf::SamplingOptions {
+    raw_inf::SamplingOptions {
+        max_tokens: None,
+        temperature: None,
+        top_k: None,
+        top_p: None,
+        min_p: None,
+        repeat_penalty: None,
+        repeat_window: None,
+        seed: None,
+        stop: Vec::new(),
+    }
+}
+
 /// A context over a model; reuses its KV cache across calls that share a prefix.
 pub struct Session {
     raw: raw_inf::Session,
@@ -282,21 +298,7 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     fn new(session: SessionSlot<'a>, prompt: raw_inf::Prompt) -> Self {
-        Self {
-            session,
-            prompt,
-            options: raw_inf::SamplingOptions {
-                max_tokens: None,
-                temperature: None,
-                top_k: None,
-                top_p: None,
-                min_p: None,
-                repeat_penalty: None,
-                repeat_window: None,
-                seed: None,
-                stop: Vec::new(),
-            },
-        }
+        Self { session, prompt, options: default_sampling() }
     }
 
     /// Most tokens to generate.

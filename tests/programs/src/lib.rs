@@ -9,13 +9,7 @@ pub fn greedy(max_tokens: u32) -> SamplingOptions {
     SamplingOptions {
         max_tokens: Some(max_tokens),
         temperature: Some(0.0),
-        top_k: None,
-        top_p: None,
-        min_p: None,
-        repeat_penalty: None,
-        repeat_window: None,
-        seed: None,
-        stop: Vec::new(),
+        ..tabagent_guest::default_sampling()
     }
 }
 
