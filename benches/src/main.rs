@@ -50,6 +50,10 @@ struct Args {
     /// Write the results as Markdown to this file
     #[arg(long)]
     write: Option<PathBuf>,
+    /// CPU kernel variants to compare with the one the host picks (run through the direct
+    /// loop); `x64` is the generic SSE2-only baseline
+    #[arg(long, value_delimiter = ',', default_value = "x64,sse42,haswell")]
+    variants: Vec<String>,
     /// Internal: run one direct loop and print its figures as JSON
     #[arg(long, hide = true)]
     direct_child: bool,
@@ -78,7 +82,23 @@ struct Figures {
 /// than cores libgomp throttles spinning for every team, which slowed whichever side ran second
 /// in one process by ~40%. A process per side keeps each to one team, as in real use.
 fn direct(model: &Path, threads: u32, max_tokens: u32) -> anyhow::Result<(Figures, Vec<u32>)> {
-    let out = std::process::Command::new(std::env::current_exe()?)
+    direct_with(model, threads, max_tokens, None).map(|(f, ids, _)| (f, ids))
+}
+
+/// [`direct`] with the CPU kernels of `variant` (`None`: the host's pick); also returns the
+/// variant the child ran.
+fn direct_with(
+    model: &Path,
+    threads: u32,
+    max_tokens: u32,
+    variant: Option<&str>,
+) -> anyhow::Result<(Figures, Vec<u32>, String)> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    match variant {
+        Some(v) => cmd.env("TABAGENT_CPU_VARIANT", v),
+        None => cmd.env_remove("TABAGENT_CPU_VARIANT"),
+    };
+    let out = cmd
         .arg("--direct-child")
         .arg("--model")
         .arg(model)
@@ -96,7 +116,8 @@ fn direct(model: &Path, threads: u32, max_tokens: u32) -> anyhow::Result<(Figure
         total_ms: f("total_ms"),
         tokens: f("tokens") as u32,
     };
-    Ok((figures, serde_json::from_value(v["ids"].clone())?))
+    let ran = v["variant"].as_str().unwrap_or_default().to_string();
+    Ok((figures, serde_json::from_value(v["ids"].clone())?, ran))
 }
 
 fn direct_child(model: &Path, threads: u32, max_tokens: u32) -> anyhow::Result<()> {
@@ -107,6 +128,7 @@ fn direct_child(model: &Path, threads: u32, max_tokens: u32) -> anyhow::Result<(
         "prompt_tps": f.prompt_tps, "decode_tps": f.decode_tps, "step_tps": f.step_tps,
         "total_ms": f.total_ms,
         "tokens": f.tokens, "ids": ids,
+        "variant": tabagent_host::engine::llama::cpu_kernels()?.variant,
     });
     println!("{v}");
     Ok(())
@@ -367,18 +389,20 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let cpu = tabagent_host::hardware::cpu();
+    let kernels = tabagent_host::engine::llama::cpu_kernels()?;
     let mut md = String::new();
     md.push_str("# Benchmarks\n\n");
     md.push_str("Written by `scripts/bench.sh` (`cargo run --release -p tabagent-bench -- --write docs/BENCHMARKS.md`).\n\n");
     md.push_str("## Guest-driven generation versus a direct llama-cpp-2 loop\n\n");
     md.push_str(&format!(
-        "Machine: {} ({} physical cores, {} threads, {}), {} threads used. Model: {} \
+        "Machine: {} ({} physical cores, {} threads, {}; CPU kernels `{}`), {} threads used. Model: {} \
          ({}), greedy, prompt {} tokens, {} generated tokens, context {CONTEXT}, batch {BATCH}. \
          Median of {} interleaved repetitions; every run produced the same tokens.\n\n",
         cpu.brand,
         cpu.physical_cores,
         cpu.logical_threads,
         cpu.microarchitecture,
+        kernels.variant,
         threads,
         model_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
         file_type,
@@ -434,10 +458,97 @@ async fn main() -> anyhow::Result<()> {
          throttles llama.cpp's threads by ~40%; one team per process is how the host runs. The machines are shared and noisy (a third either way between runs), so compare \
          within a run.\n",
     );
+    md.push_str(&kernel_variants(&args, &model_path, threads, peer)?);
     print!("{md}");
     if let Some(path) = args.write {
         std::fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The same direct loop with each CPU kernel variant, interleaved rep by rep, against the
+/// variant the host picks for this CPU; the generic SSE2-only `x64` is the baseline.
+fn kernel_variants(
+    args: &Args,
+    model: &Path,
+    threads: u32,
+    peer: Option<(f64, f64)>,
+) -> anyhow::Result<String> {
+    let kernels = tabagent_host::engine::llama::cpu_kernels()?;
+    let runs_here = |name: &str| kernels.available.iter().any(|v| v.name == name && v.score > 0);
+    let mut variants: Vec<Option<String>> = Vec::new();
+    let mut skipped = Vec::new();
+    for v in &args.variants {
+        if runs_here(v) {
+            variants.push(Some(v.clone()));
+        } else {
+            skipped.push(v.as_str());
+        }
+    }
+    variants.push(None);
+    let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); variants.len()];
+    let mut names = vec![String::new(); variants.len()];
+    let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); variants.len()];
+    for rep in 0..args.reps {
+        for (i, v) in variants.iter().enumerate() {
+            let (f, ids, ran) = direct_with(model, threads, args.tokens, v.as_deref())?;
+            eprintln!(
+                "variants rep {rep}: {ran}: prompt {:.1} decode {:.1} tok/s",
+                f.prompt_tps, f.decode_tps
+            );
+            runs[i].push(f);
+            names[i] = ran;
+            tokens[i] = ids;
+        }
+    }
+    let summary: Vec<Figures> = runs.iter().map(|r| summarize(r)).collect();
+    let base = summary[0];
+    let picked = variants.len() - 1;
+    let mut md = String::from("\n## CPU kernel variants\n\n");
+    md.push_str(&format!(
+        "The host ships ggml's CPU backend as {} loadable variants and loads the best-scoring one \
+         for the CPU at start (`tabagent-host hw` shows it; `--cpu-variant` forces another). \
+         Same direct loop, model and prompt as above, one process per run, median of {} \
+         interleaved repetitions. `x64` is the generic build (SSE2 only; what a portable binary \
+         without variants would have to ship), `haswell` is AVX2/FMA (the fixed baseline of a \
+         plain `llama-cpp-sys-2` build).\n\n",
+        kernels.available.len(),
+        args.reps
+    ));
+    md.push_str("| kernels | prompt tok/s | decode tok/s | prompt × generic | decode × generic | same tokens as picked |\n");
+    md.push_str("|---|---:|---:|---:|---:|---|\n");
+    for (i, f) in summary.iter().enumerate() {
+        let label = match &variants[i] {
+            Some(_) => format!("`{}`", names[i]),
+            None => format!("`{}` (picked by the host)", names[i]),
+        };
+        md.push_str(&format!(
+            "| {label} | {:.1} | {:.1} | {:.2} | {:.2} | {} |\n",
+            f.prompt_tps,
+            f.decode_tps,
+            f.prompt_tps / base.prompt_tps,
+            f.decode_tps / base.decode_tps,
+            if tokens[i] == tokens[picked] { "yes" } else { "no" },
+        ));
+    }
+    if let Some((pp, tg)) = peer {
+        md.push_str(&format!(
+            "| llama.cpp `llama-bench` (native `-march=native` build, peer) | {pp:.1} | {tg:.1} | {:.2} | {:.2} | – |\n",
+            pp / base.prompt_tps,
+            tg / base.decode_tps
+        ));
+    }
+    if !skipped.is_empty() {
+        md.push_str(&format!("\nNot run (this CPU cannot run them): {}.\n", skipped.join(", ")));
+    }
+    let p = summary[picked];
+    md.push_str(&format!(
+        "\nThe picked `{}` kernels decode {:.2}× and read prompts {:.2}× as fast as the generic \
+         build on this machine.\n",
+        names[picked],
+        p.decode_tps / base.decode_tps,
+        p.prompt_tps / base.prompt_tps
+    ));
+    Ok(md)
 }

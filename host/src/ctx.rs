@@ -467,6 +467,21 @@ impl wit_hw::Host for LlmView<'_> {
             .collect())
     }
 
+    async fn kernels(&mut self) -> LlmResult<wit_hw::CpuKernels> {
+        let engine = Arc::clone(self.ctx.shared.engine());
+        let k = blocking(move || engine.cpu_kernels()).await?;
+        Ok(wit_hw::CpuKernels {
+            variant: k.variant,
+            forced: k.forced,
+            features: k.features,
+            available: k
+                .available
+                .into_iter()
+                .map(|v| wit_hw::KernelVariant { name: v.name, score: v.score })
+                .collect(),
+        })
+    }
+
     async fn memory(&mut self) -> wasmtime::Result<wit_hw::MemoryInfo> {
         let m = hardware::memory();
         Ok(wit_hw::MemoryInfo { total: m.total, available: m.available })

@@ -137,6 +137,148 @@ fn hw_prints_a_table_and_json() {
     assert!(text(&table.stdout).contains(&cpu.variant));
     assert!(v["memory"]["total"].as_u64().unwrap() > 0);
     assert!(v["gpus"].is_array());
+    // The CPU kernels: the best-scoring variant of those built, loaded from a file.
+    let k = &v["kernels"];
+    let variant = k["variant"].as_str().unwrap();
+    let available = k["available"].as_array().unwrap();
+    assert!(available.len() >= 10, "{k}");
+    let best = available.iter().map(|a| a["score"].as_u64().unwrap()).max().unwrap();
+    let chosen = available.iter().find(|a| a["name"] == variant).unwrap();
+    assert_eq!(chosen["score"].as_u64().unwrap(), best, "{k}");
+    assert_eq!(k["forced"], false);
+    assert!(k["path"].as_str().unwrap().ends_with(&format!("libggml-cpu-{variant}.so")), "{k}");
+    assert!(text(&table.stdout).contains(&format!("Kernels  {variant} (best for this CPU)")));
+    // On an AVX2 machine the kernels use AVX2; with AVX-512 they use that too.
+    let built_for = k["features"].as_array().unwrap();
+    let has = |f: &str| built_for.iter().any(|x| x == f);
+    assert_eq!(has("AVX2"), cpu.features.iter().any(|f| f == "avx2"), "{k}");
+    assert_eq!(has("AVX512"), cpu.features.iter().any(|f| f == "avx512f"), "{k}");
+}
+
+#[test]
+fn a_cpu_variant_can_be_forced_and_a_bad_one_is_refused() {
+    let out = host(&["hw", "--json", "--cpu-variant", "x64"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kernels"]["variant"], "x64");
+    assert_eq!(v["kernels"]["forced"], true);
+    assert!(!v["kernels"]["features"].as_array().unwrap().iter().any(|f| f == "AVX"), "{v}");
+    // The environment variable does the same.
+    let env = Command::new(tabagent_tests::host_bin())
+        .args(["hw", "--json"])
+        .env("TABAGENT_CPU_VARIANT", "sse42")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&env.stdout).unwrap();
+    assert_eq!(v["kernels"]["variant"], "sse42");
+
+    let unknown = host(&["hw", "--cpu-variant", "zen9"], None);
+    assert_eq!(unknown.status.code(), Some(126));
+    let err = text(&unknown.stderr);
+    assert!(err.contains("no CPU variant 'zen9'") && err.contains("x64"), "{err}");
+    // A variant this CPU cannot run is refused rather than crashing with an illegal instruction.
+    let v =
+        serde_json::from_slice::<serde_json::Value>(&host(&["hw", "--json"], None).stdout).unwrap();
+    if let Some(never) =
+        v["kernels"]["available"].as_array().unwrap().iter().find(|a| a["score"] == 0)
+    {
+        let name = never["name"].as_str().unwrap();
+        let out = host(&["hw", "--cpu-variant", name], None);
+        assert_eq!(out.status.code(), Some(126));
+        assert!(text(&out.stderr).contains("needs instructions this CPU lacks"), "{out:?}");
+    }
+    let missing = host(&["hw", "--backends-dir", "/nonexistent"], None);
+    assert_eq!(missing.status.code(), Some(126));
+    assert!(text(&missing.stderr).contains("no llama.cpp CPU backend"), "{missing:?}");
+}
+
+/// The same binary on a CPU without AVX (an emulated Nehalem: SSE4.2 at most) picks the
+/// `sse42` kernels instead of dying with an illegal instruction, and generates the same greedy
+/// reply as the `sse42` kernels forced natively (other variants round differently and may pick
+/// other tokens). Needs `qemu-x86_64` (scripts/setup.sh installs qemu-user).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn on_a_cpu_without_avx_the_host_picks_sse42_kernels_and_still_generates() {
+    let qemu = |args: &[&str]| {
+        let out = Command::new("qemu-x86_64")
+            .args(["-cpu", "Nehalem"])
+            .arg(tabagent_tests::host_bin())
+            .args(args)
+            .env("TABAGENT_LOG", "off")
+            .env_remove("TABAGENT_CPU_VARIANT")
+            .output()
+            .expect("qemu-x86_64 runs (scripts/setup.sh installs qemu-user)");
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        out
+    };
+    let v: serde_json::Value = serde_json::from_slice(&qemu(&["hw", "--json"]).stdout).unwrap();
+    assert_eq!(v["cpu"]["features"], serde_json::json!(["sse4.2"]), "{v}");
+    assert_eq!(v["kernels"]["variant"], "sse42", "{v}");
+    let runnable: Vec<_> = v["kernels"]["available"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["score"].as_u64() > Some(0))
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(runnable, ["sse42", "x64"]);
+
+    let chat = guest("chat");
+    let grant = model_grant();
+    let args = ["--", "--temperature", "0", "--max-tokens", "6", "Name", "a", "color."];
+    let mut run = vec!["run", chat.to_str().unwrap(), "--model", &grant];
+    run.extend(args);
+    let emulated = text(&qemu(&run).stdout);
+    run.splice(2..2, ["--cpu-variant", "sse42"]);
+    let native = host(&run, None);
+    assert!(native.status.success(), "{}", text(&native.stderr));
+    assert!(emulated.trim().len() > 2, "{emulated:?}");
+    assert_eq!(emulated, text(&native.stdout));
+}
+
+/// `scripts/package.sh` puts the binary, its libraries and the CPU variants in one folder that
+/// runs on its own: no build tree, no LD_LIBRARY_PATH.
+#[test]
+fn the_package_runs_from_its_own_folder() {
+    let dir = std::env::temp_dir().join(format!("tabagent-package-{}", std::process::id()));
+    let pkg = dir.join("tabagent-host");
+    let script = tabagent_tests::repo_root().join("scripts/package.sh");
+    let out = Command::new(&script)
+        .arg(&pkg)
+        .env("TABAGENT_HOST_BIN", tabagent_tests::host_bin())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let run = |args: &[&str]| {
+        Command::new(pkg.join("tabagent-host"))
+            .args(args)
+            .env_remove("LD_LIBRARY_PATH")
+            .env_remove("TABAGENT_BACKENDS_DIR")
+            .env_remove("TABAGENT_CPU_VARIANT")
+            .output()
+            .unwrap()
+    };
+    let hw = run(&["hw", "--json"]);
+    assert!(hw.status.success(), "{}", text(&hw.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&hw.stdout).unwrap();
+    let path = v["kernels"]["path"].as_str().unwrap();
+    assert!(path.starts_with(pkg.join("backends").to_str().unwrap()), "{path}");
+    let ldd = Command::new("ldd")
+        .arg(pkg.join("tabagent-host"))
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    let ldd = text(&ldd.stdout);
+    let llama = ldd.lines().find(|l| l.contains("libllama.so")).unwrap_or_default().to_string();
+    assert!(llama.contains(pkg.join("lib").to_str().unwrap()), "{ldd}");
+    let chat = guest("chat");
+    let grant = model_grant();
+    let reply =
+        run(&["run", chat.to_str().unwrap(), "--model", &grant, "--", "--max-tokens", "8", "Hi"]);
+    assert!(reply.status.success(), "{}", text(&reply.stderr));
+    assert!(!text(&reply.stdout).trim().is_empty());
+    assert!(dir.join("tabagent-host.tar.gz").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -96,6 +96,15 @@ async fn hardware_agrees_with_the_host() {
     assert_eq!(v["split"]["ok"]["gpu_layers"], 0);
     assert_eq!(v["split"]["ok"]["total_layers"], 30);
     assert_eq!(error_kind(&v["split_not_granted"]), Some("not-granted"));
+    // The CPU kernels the engine picked, as the host itself reports them.
+    let k = tabagent_host::engine::llama::cpu_kernels().expect("backend starts");
+    assert_eq!(v["kernels"]["ok"]["variant"], k.variant, "{v}");
+    assert_eq!(v["kernels"]["ok"]["forced"], false);
+    assert_eq!(v["kernels"]["ok"]["features"], serde_json::json!(k.features));
+    assert_eq!(v["kernels"]["ok"]["available"], serde_json::json!(k.available));
+    let best = k.available.iter().map(|a| a.score).max().unwrap();
+    let score = k.available.iter().find(|a| a.name == k.variant).unwrap().score;
+    assert_eq!(score, best, "the engine runs the best-scoring variant: {k:?}");
 }
 
 #[tokio::test]

@@ -26,6 +26,14 @@ const HOST_FAILURE: u8 = 126;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Use this llama.cpp CPU kernel variant (for example x64, sse42, haswell, zen4) instead of
+    /// the best one for this CPU; `hw` lists them [env: TABAGENT_CPU_VARIANT]
+    #[arg(long, global = true, value_name = "NAME")]
+    cpu_variant: Option<String>,
+    /// Folder holding llama.cpp's backend modules (libggml-cpu-*.so); default: backends/ beside
+    /// this executable, then the build tree [env: TABAGENT_BACKENDS_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    backends_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -120,8 +128,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut backends = tabagent_host::engine::cpu_variants::BackendConfig::from_env();
+    if cli.cpu_variant.is_some() {
+        backends.cpu_variant = cli.cpu_variant;
+    }
+    if cli.backends_dir.is_some() {
+        backends.backends_dir = cli.backends_dir;
+    }
+    let probe_args = probe_args(&backends);
+    tabagent_host::engine::llama::configure(backends)?;
     match cli.command {
-        Command::Run(args) => run_app(args),
+        Command::Run(args) => run_app(args, probe_args),
         Command::Hw { json } => {
             hw(json)?;
             Ok(ExitCode::SUCCESS)
@@ -131,13 +148,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { model, json } => {
-            inspect(&model, json)?;
+            inspect(&model, json, probe_args)?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn run_app(args: RunArgs) -> anyhow::Result<ExitCode> {
+fn run_app(args: RunArgs, probe_args: Vec<String>) -> anyhow::Result<ExitCode> {
     let mut grants = Grants::default();
     if let Some(file) = &args.config {
         grants.merge(Grants::from_file(file)?);
@@ -187,17 +204,29 @@ fn run_app(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        let host = Host::with_options(std::sync::Arc::new(probing_engine()), options)?;
+        let host = Host::with_options(std::sync::Arc::new(probing_engine(probe_args)), options)?;
         let app = host.compile_file(&args.app)?;
         host.run(&app, guest).await
     })?;
     Ok(ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(1)))
 }
 
+/// The arguments of a `tabagent-host probe-model` child: the same backend choice as ours.
+fn probe_args(backends: &tabagent_host::engine::cpu_variants::BackendConfig) -> Vec<String> {
+    let mut args = vec!["probe-model".to_string()];
+    if let Some(v) = &backends.cpu_variant {
+        args.extend(["--cpu-variant".into(), v.clone()]);
+    }
+    if let Some(d) = &backends.backends_dir {
+        args.extend(["--backends-dir".into(), d.to_string_lossy().into_owned()]);
+    }
+    args
+}
+
 /// The llama.cpp engine, probing each new model file in a child `tabagent-host probe-model`.
-fn probing_engine() -> LlamaEngine {
+fn probing_engine(probe_args: Vec<String>) -> LlamaEngine {
     match std::env::current_exe() {
-        Ok(exe) => LlamaEngine::with_probe(exe, vec!["probe-model".into()]),
+        Ok(exe) => LlamaEngine::with_probe(exe, probe_args),
         Err(e) => {
             tracing::warn!("cannot find this executable ({e}); loading models without a probe");
             LlamaEngine::new()
@@ -208,7 +237,9 @@ fn probing_engine() -> LlamaEngine {
 fn hw(json: bool) -> anyhow::Result<()> {
     let cpu = tabagent_host::hardware::cpu();
     let mem = tabagent_host::hardware::memory();
-    let gpus = LlamaEngine::new().gpus();
+    let engine = LlamaEngine::new();
+    let kernels = engine.cpu_kernels()?;
+    let gpus = engine.gpus();
     if json {
         let gpus: Vec<_> = gpus
             .iter()
@@ -219,7 +250,7 @@ fn hw(json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        let v = serde_json::json!({ "cpu": cpu, "memory": mem, "gpus": gpus });
+        let v = serde_json::json!({ "cpu": cpu, "kernels": kernels, "memory": mem, "gpus": gpus });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -234,6 +265,26 @@ fn hw(json: bool) -> anyhow::Result<()> {
         cpu.l2_cache >> 10,
         cpu.l3_cache >> 10
     );
+    println!(
+        "Kernels  {}{}{}",
+        kernels.variant,
+        if kernels.forced { " (forced)" } else { " (best for this CPU)" },
+        kernels.path.as_ref().map(|p| format!(" from {}", p.display())).unwrap_or_default()
+    );
+    println!("         built for: {}", kernels.features.join(" "));
+    if !kernels.available.is_empty() {
+        let list = |runs: bool| {
+            kernels
+                .available
+                .iter()
+                .filter(|v| (v.score > 0) == runs)
+                .map(|v| if runs { format!("{} ({})", v.name, v.score) } else { v.name.clone() })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("         run here (score): {}", list(true));
+        println!("         cannot run here: {}", list(false));
+    }
     println!("Memory   {} total, {} available", gib(mem.total), gib(mem.available));
     if gpus.is_empty() {
         println!("GPUs     none");
@@ -256,8 +307,8 @@ fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
-fn inspect(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
-    let model = probing_engine().load(path, &Default::default())?;
+fn inspect(path: &std::path::Path, json: bool, probe_args: Vec<String>) -> anyhow::Result<()> {
+    let model = probing_engine(probe_args).load(path, &Default::default())?;
     let i = model.info();
     let (kind, gpu_layers, cpu_layers) = i.placement();
     let loaded_to = match kind {

@@ -4,9 +4,9 @@
 //! tests can check that resources are freed.
 
 use super::{
-    ChatMessage, Engine, EngineError, FinishReason, GenerationStream, GenerationSummary, GpuDevice,
-    LoadOptions, Model, ModelInfo, OutputAssembler, SamplingParams, Session, SessionOptions,
-    StreamEvent, TokenId, Usage,
+    ChatMessage, CpuKernels, Engine, EngineError, FinishReason, GenerationStream,
+    GenerationSummary, GpuDevice, KernelVariant, LoadOptions, Model, ModelInfo, OutputAssembler,
+    SamplingParams, Session, SessionOptions, StreamEvent, TokenId, Usage,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -82,6 +82,16 @@ impl Engine for FakeEngine {
 
     fn gpus(&self) -> Vec<GpuDevice> {
         Vec::new()
+    }
+
+    fn cpu_kernels(&self) -> Result<CpuKernels, EngineError> {
+        Ok(CpuKernels {
+            variant: "fake".into(),
+            forced: false,
+            path: None,
+            features: vec!["SSE3".into()],
+            available: vec![KernelVariant { name: "fake".into(), score: 1 }],
+        })
     }
 }
 

@@ -7,10 +7,11 @@
 //! block the async runtime. Tokenization and templates need no context and run on the caller's
 //! thread against the shared (`Arc`) weights.
 
+use super::cpu_variants::{self, BackendConfig};
 use super::{
-    ChatMessage, Engine, EngineError, FinishReason, GenerationStream, GenerationSummary, GpuDevice,
-    LoadOptions, Model, ModelInfo, OutputAssembler, SamplingParams, Session, SessionOptions,
-    StreamEvent, TokenId, Usage,
+    ChatMessage, CpuKernels, Engine, EngineError, FinishReason, GenerationStream,
+    GenerationSummary, GpuDevice, LoadOptions, Model, ModelInfo, OutputAssembler, SamplingParams,
+    Session, SessionOptions, StreamEvent, TokenId, Usage,
 };
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
@@ -29,7 +30,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
-static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+/// The process-wide backend and the CPU kernels it was started with.
+static BACKEND: OnceLock<Result<(LlamaBackend, CpuKernels), String>> = OnceLock::new();
+
+/// How the backend finds and picks its CPU kernels; fixed when it starts.
+static CONFIG: OnceLock<BackendConfig> = OnceLock::new();
 
 /// The errors llama.cpp logged since the last [`clear_last_error`] (at most 4), so that a failed
 /// call can say why: llama.cpp's API often only returns NULL.
@@ -66,19 +71,41 @@ unsafe extern "C" fn log_to_tracing(
 }
 
 /// Forget the last llama.cpp error (before a call whose failure we want to explain).
-fn clear_last_error() {
+pub(crate) fn clear_last_error() {
     LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 /// The errors llama.cpp logged since [`clear_last_error`], first (the cause) first, if any.
-fn last_error() -> Option<String> {
+pub(crate) fn last_error() -> Option<String> {
     let errors = std::mem::take(&mut *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()));
     (!errors.is_empty()).then(|| errors.join("; "))
 }
 
-/// The process-wide llama.cpp backend, initialised on first use. llama.cpp's own logging goes to
-/// `tracing` (target `llama.cpp`), so it is silent unless asked for.
+/// Choose where the backend finds its CPU kernels and which variant it uses, instead of
+/// [`BackendConfig::from_env`]. Fails once the backend has started or was configured.
+pub fn configure(config: BackendConfig) -> Result<(), EngineError> {
+    if BACKEND.get().is_some() {
+        return Err(EngineError::Runtime("the llama.cpp backend has already started".into()));
+    }
+    CONFIG
+        .set(config)
+        .map_err(|_| EngineError::Runtime("the llama.cpp backend is already configured".into()))
+}
+
+/// The process-wide llama.cpp backend, initialised on first use: the best CPU kernels for this
+/// CPU (see [`cpu_variants`](super::cpu_variants)) and any GPU backend modules are registered
+/// first. llama.cpp's own logging goes to `tracing` (target `llama.cpp`), so it is silent unless
+/// asked for.
 pub fn backend() -> Result<&'static LlamaBackend, EngineError> {
+    started().map(|(backend, _)| backend)
+}
+
+/// The CPU kernels the backend computes with; starts the backend.
+pub fn cpu_kernels() -> Result<&'static CpuKernels, EngineError> {
+    started().map(|(_, kernels)| kernels)
+}
+
+fn started() -> Result<&'static (LlamaBackend, CpuKernels), EngineError> {
     BACKEND
         .get_or_init(|| {
             // SAFETY: the callback is a plain function that only reads the string it is given.
@@ -86,7 +113,10 @@ pub fn backend() -> Result<&'static LlamaBackend, EngineError> {
                 llama_cpp_sys_2::llama_log_set(Some(log_to_tracing), std::ptr::null_mut());
                 llama_cpp_sys_2::ggml_log_set(Some(log_to_tracing), std::ptr::null_mut());
             }
-            LlamaBackend::init().map_err(|e| e.to_string())
+            let config = CONFIG.get_or_init(BackendConfig::from_env);
+            let kernels = cpu_variants::load(config).map_err(|e| e.to_string())?;
+            let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+            Ok((backend, kernels))
         })
         .as_ref()
         .map_err(|e| EngineError::Runtime(format!("llama.cpp backend failed to start: {e}")))
@@ -283,6 +313,10 @@ impl Engine for LlamaEngine {
                 memory_free: d.memory_free as u64,
             })
             .collect()
+    }
+
+    fn cpu_kernels(&self) -> Result<CpuKernels, EngineError> {
+        cpu_kernels().cloned()
     }
 }
 

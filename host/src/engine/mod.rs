@@ -4,6 +4,7 @@
 //! [`llama`]), test engines ([`fake`]) and, later, remote engines plug in behind the same
 //! interface. Every method here may block; the glue calls them off the async runtime.
 
+pub mod cpu_variants;
 pub mod fake;
 pub mod llama;
 mod output;
@@ -285,6 +286,32 @@ pub struct GpuDevice {
     pub memory_free: u64,
 }
 
+/// The CPU kernels an engine computes with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CpuKernels {
+    /// Variant in use, for example `zen4` or `haswell`; `built-in` for an engine built with one
+    /// fixed CPU backend.
+    pub variant: String,
+    /// Whether the operator named the variant rather than the engine picking the best.
+    pub forced: bool,
+    /// The module it came from, where it was loaded from a file.
+    pub path: Option<std::path::PathBuf>,
+    /// Instruction-set features the kernels were built for (`AVX2`, `AVX512_VNNI`, …).
+    pub features: Vec<String>,
+    /// Every variant the engine ships, with its score on this CPU (0: cannot run here).
+    pub available: Vec<KernelVariant>,
+}
+
+/// A CPU kernel variant and how well it suits this CPU.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KernelVariant {
+    /// Variant name.
+    pub name: String,
+    /// Higher is better; 0 when this CPU lacks an instruction the variant needs.
+    pub score: u32,
+}
+
 /// An inference backend: loads models.
 pub trait Engine: Send + Sync + 'static {
     /// Short name of the engine, for logs.
@@ -293,6 +320,8 @@ pub trait Engine: Send + Sync + 'static {
     fn load(&self, path: &Path, options: &LoadOptions) -> Result<Arc<dyn Model>, EngineError>;
     /// Accelerators this engine can use; empty for CPU-only engines.
     fn gpus(&self) -> Vec<GpuDevice>;
+    /// The CPU kernels in use; starts the engine if it has not started.
+    fn cpu_kernels(&self) -> Result<CpuKernels, EngineError>;
 }
 
 /// A loaded model. Shared by every session over it.

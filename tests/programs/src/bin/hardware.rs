@@ -18,6 +18,14 @@ fn main() {
         tabagent_test_programs::result_json(hardware::recommend_split("other", 2048), |r| {
             json!(r.gpu_layers)
         });
+    let kernels = tabagent_test_programs::result_json(hardware::kernels(), |k| {
+        json!({
+            "variant": k.variant,
+            "forced": k.forced,
+            "features": k.features,
+            "available": k.available.iter().map(|v| json!({ "name": v.name, "score": v.score })).collect::<Vec<_>>(),
+        })
+    });
     tabagent_test_programs::emit(&json!({
         "vendor": cpu.vendor,
         "brand": cpu.brand,
@@ -32,6 +40,7 @@ fn main() {
         "memory_total": mem.total,
         "memory_available": mem.available,
         "gpus": gpus,
+        "kernels": kernels,
         "split": split,
         "split_not_granted": split_not_granted,
     }));

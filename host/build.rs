@@ -1,0 +1,25 @@
+//! Link the host against llama.cpp's shared libraries so that it finds them at run time, and
+//! tell the code where the build put ggml's CPU backend variants.
+//!
+//! `llama-cpp-sys-2` (feature `dynamic-backends`) builds `libllama`/`libggml*` as shared
+//! libraries and one `libggml-cpu-<variant>.so` per x86-64 level into `$OUT_DIR/backends`, which
+//! it passes on as `DEP_LLAMA_BACKENDS_DIR`. The binary looks for its libraries first next to
+//! itself (`$ORIGIN/lib`, the layout `scripts/package.sh` writes), then in the build tree.
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=DEP_LLAMA_BACKENDS_DIR");
+    let Ok(backends) = std::env::var("DEP_LLAMA_BACKENDS_DIR") else {
+        return;
+    };
+    println!("cargo:rustc-env=TABAGENT_BUILD_BACKENDS_DIR={backends}");
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if os == "linux" || os == "android" {
+        let lib = std::path::Path::new(&backends).with_file_name("lib");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/lib:{}", lib.display());
+    } else if os == "macos" {
+        let lib = std::path::Path::new(&backends).with_file_name("lib");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,@executable_path/lib");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    }
+}

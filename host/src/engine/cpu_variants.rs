@@ -1,0 +1,353 @@
+//! llama.cpp's CPU kernels, picked for this CPU when the engine starts.
+//!
+//! The host is built with ggml's CPU backend as loadable variants (`GGML_BACKEND_DL` with
+//! `GGML_CPU_ALL_VARIANTS`): one `libggml-cpu-<variant>.so` per instruction-set level, from `x64`
+//! (SSE2 only) through `haswell` (AVX2) to `zen4` and `sapphirerapids` (AVX-512, VNNI, BF16,
+//! AMX). Each variant exports `ggml_backend_score`, which is 0 when the running CPU lacks an
+//! instruction the variant needs and otherwise grows with the features it uses. Before the
+//! backend starts we score every variant, load the best (or the one the operator named), and
+//! keep what we chose so that `hw` and the `hardware` interface can report it. This is what the
+//! seeds did with one `llama.dll` per CPU and `get_optimal_binary`, inside one process.
+//!
+//! Other backend modules in the same folder (`libggml-cuda.so`, `libggml-vulkan.so`, …) are
+//! loaded too; each refuses to register when its device or driver is missing.
+
+use super::{CpuKernels, EngineError, KernelVariant};
+use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
+
+/// Where the build put the CPU variants (the `llama-cpp-sys-2` build tree); `None` when the
+/// engine was built without loadable backends.
+pub const BUILD_BACKENDS_DIR: Option<&str> = option_env!("TABAGENT_BUILD_BACKENDS_DIR");
+
+/// File-name prefix and suffix of a CPU variant module.
+const CPU_PREFIX: &str = "libggml-cpu-";
+const MODULE_PREFIX: &str = "libggml-";
+const MODULE_SUFFIX: &str = std::env::consts::DLL_SUFFIX;
+
+/// How to find and pick the CPU kernels. [`BackendConfig::from_env`] is the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// Folder holding the backend modules; by default `backends/` beside the executable, then
+    /// the build tree.
+    pub backends_dir: Option<PathBuf>,
+    /// Use this CPU variant (for example `x64` or `haswell`) instead of the best-scoring one.
+    pub cpu_variant: Option<String>,
+}
+
+impl BackendConfig {
+    /// `TABAGENT_BACKENDS_DIR` and `TABAGENT_CPU_VARIANT` from the environment (empty = unset).
+    pub fn from_env() -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Self {
+            backends_dir: var("TABAGENT_BACKENDS_DIR").map(PathBuf::from),
+            cpu_variant: var("TABAGENT_CPU_VARIANT"),
+        }
+    }
+
+    /// The folders to look in, in order: the configured one alone, or `backends/` beside the
+    /// executable and then the build tree.
+    pub fn search_dirs(&self) -> Vec<PathBuf> {
+        if let Some(dir) = &self.backends_dir {
+            return vec![dir.clone()];
+        }
+        let mut dirs = Vec::new();
+        if let Some(exe_dir) =
+            std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            dirs.push(exe_dir.join("backends"));
+        }
+        if let Some(dir) = BUILD_BACKENDS_DIR {
+            dirs.push(dir.into());
+        }
+        dirs
+    }
+}
+
+/// A CPU variant module found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Variant name (`zen4` for `libggml-cpu-zen4.so`).
+    pub name: String,
+    /// The module file.
+    pub path: PathBuf,
+    /// Its `ggml_backend_score` on this CPU; 0 when it cannot run here.
+    pub score: u32,
+}
+
+/// The CPU variant modules in `dir`, scored on this CPU, sorted by name. A module that cannot
+/// be opened or has no score function scores 0 (with a warning).
+pub fn scan(dir: &Path) -> Vec<Candidate> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Candidate> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()))
+        .filter_map(|e| {
+            let file = e.file_name().into_string().ok()?;
+            let name = file.strip_prefix(CPU_PREFIX)?.strip_suffix(MODULE_SUFFIX)?.to_string();
+            let path = e.path();
+            let score = score(&path).unwrap_or_else(|why| {
+                tracing::warn!("CPU variant {}: {why}", path.display());
+                0
+            });
+            Some(Candidate { name, path, score })
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// Open a module just long enough to call its `ggml_backend_score`.
+fn score(path: &Path) -> Result<u32, String> {
+    // SAFETY: the module is one of ggml's backend modules; opening it runs no code that needs
+    // instructions beyond the baseline (ggml opens every variant the same way to score it), and
+    // the symbol has the signature `int ggml_backend_score(void)`.
+    unsafe {
+        let lib = libloading::Library::new(path).map_err(|e| e.to_string())?;
+        let f: libloading::Symbol<unsafe extern "C" fn() -> std::os::raw::c_int> =
+            lib.get(b"ggml_backend_score\0").map_err(|e| e.to_string())?;
+        Ok(u32::try_from(f()).unwrap_or(0))
+    }
+}
+
+/// Pick the variant to load: the named one, which must exist and suit this CPU, or else the
+/// highest score (the first by name on a tie). Pure, so the rules are testable.
+pub fn choose<'a>(
+    candidates: &'a [Candidate],
+    wanted: Option<&str>,
+) -> Result<&'a Candidate, EngineError> {
+    let names = || candidates.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+    match wanted {
+        Some(name) => match candidates.iter().find(|c| c.name == name) {
+            Some(c) if c.score > 0 => Ok(c),
+            Some(_) => Err(EngineError::Unsupported(format!(
+                "CPU variant '{name}' needs instructions this CPU lacks; variants that run here: {}",
+                candidates
+                    .iter()
+                    .filter(|c| c.score > 0)
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+            None => Err(EngineError::invalid(format!(
+                "no CPU variant '{name}'; the host has: {}",
+                names()
+            ))),
+        },
+        None => candidates
+            .iter()
+            .filter(|c| c.score > 0)
+            // max_by_key keeps the last maximum; iterate in reverse so the first name wins.
+            .rev()
+            .max_by_key(|c| c.score)
+            .ok_or_else(|| {
+                EngineError::Unsupported(format!(
+                    "none of the CPU variants ({}) runs on this CPU",
+                    names()
+                ))
+            }),
+    }
+}
+
+/// Register ggml's backends for this process and report the CPU kernels in use. Call once,
+/// before llama.cpp's backend starts.
+pub(crate) fn load(config: &BackendConfig) -> Result<CpuKernels, EngineError> {
+    if let Some(kernels) = built_in() {
+        return Ok(kernels);
+    }
+    let dirs = config.search_dirs();
+    let Some((dir, candidates)) =
+        dirs.iter().map(|d| (d, scan(d))).find(|(_, found)| !found.is_empty())
+    else {
+        let looked: Vec<_> = dirs.iter().map(|d| d.display().to_string()).collect();
+        return Err(EngineError::NotFound(format!(
+            "no llama.cpp CPU backend ({CPU_PREFIX}*{MODULE_SUFFIX}) in {}; set \
+             TABAGENT_BACKENDS_DIR to the folder that holds them",
+            looked.join(" or ")
+        )));
+    };
+    let chosen = choose(&candidates, config.cpu_variant.as_deref())?;
+    let reg = load_module(&chosen.path)?;
+    let features = features(reg);
+    tracing::info!(
+        "CPU kernels: {} (score {}) from {}",
+        chosen.name,
+        chosen.score,
+        chosen.path.display()
+    );
+    load_accelerators(dir);
+    Ok(CpuKernels {
+        variant: chosen.name.clone(),
+        forced: config.cpu_variant.is_some(),
+        path: Some(chosen.path.clone()),
+        features,
+        available: candidates
+            .iter()
+            .map(|c| KernelVariant { name: c.name.clone(), score: c.score })
+            .collect(),
+    })
+}
+
+/// A build with ggml's CPU backend linked in (no loadable variants) reports it as `built-in`.
+fn built_in() -> Option<CpuKernels> {
+    // SAFETY: plain registry queries; ggml's registry initialises itself on first use.
+    let reg = unsafe {
+        let dev = llama_cpp_sys_2::ggml_backend_dev_by_type(
+            llama_cpp_sys_2::GGML_BACKEND_DEVICE_TYPE_CPU,
+        );
+        if dev.is_null() {
+            return None;
+        }
+        llama_cpp_sys_2::ggml_backend_dev_backend_reg(dev)
+    };
+    Some(CpuKernels {
+        variant: "built-in".into(),
+        forced: false,
+        path: None,
+        features: features(reg),
+        available: Vec::new(),
+    })
+}
+
+/// `ggml_backend_load`: register one backend module; its error says why when it refuses.
+fn load_module(path: &Path) -> Result<llama_cpp_sys_2::ggml_backend_reg_t, EngineError> {
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| EngineError::invalid(format!("{}: path has a NUL byte", path.display())))?;
+    super::llama::clear_last_error();
+    // SAFETY: a NUL-terminated path; ggml checks the module's score and API version itself.
+    let reg = unsafe { llama_cpp_sys_2::ggml_backend_load(c_path.as_ptr()) };
+    if reg.is_null() {
+        let why = super::llama::last_error().unwrap_or_else(|| "no reason given".into());
+        return Err(EngineError::Runtime(format!(
+            "llama.cpp refused backend {}: {why}",
+            path.display()
+        )));
+    }
+    Ok(reg)
+}
+
+/// Load the non-CPU modules in `dir` (GPU backends); each registers only where it can run.
+fn load_accelerators(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut modules: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|f| f.to_str()).is_some_and(|f| {
+                f.starts_with(MODULE_PREFIX)
+                    && !f.starts_with(CPU_PREFIX)
+                    && f.ends_with(MODULE_SUFFIX)
+            })
+        })
+        .collect();
+    modules.sort();
+    for path in modules {
+        match load_module(&path) {
+            Ok(_) => tracing::info!("loaded backend {}", path.display()),
+            Err(e) => tracing::info!("{e}"),
+        }
+    }
+}
+
+/// The instruction-set features a registered CPU backend was built for (`AVX2`, `AVX512`, …;
+/// valued ones as `NAME=value`), from its `ggml_backend_get_features`.
+fn features(reg: llama_cpp_sys_2::ggml_backend_reg_t) -> Vec<String> {
+    type GetFeatures = unsafe extern "C" fn(
+        llama_cpp_sys_2::ggml_backend_reg_t,
+    ) -> *const llama_cpp_sys_2::ggml_backend_feature;
+    let mut out = Vec::new();
+    // SAFETY: `reg` is a live registration; the proc address, when present, has the
+    // `ggml_backend_get_features_t` signature and returns an array ended by a NULL name whose
+    // strings live as long as the backend.
+    unsafe {
+        let f = llama_cpp_sys_2::ggml_backend_reg_get_proc_address(
+            reg,
+            c"ggml_backend_get_features".as_ptr(),
+        );
+        if f.is_null() {
+            return out;
+        }
+        let get: GetFeatures = std::mem::transmute(f);
+        let mut p = get(reg);
+        while !p.is_null() && !(*p).name.is_null() {
+            let name = CStr::from_ptr((*p).name).to_string_lossy();
+            let value = if (*p).value.is_null() {
+                "1".into()
+            } else {
+                CStr::from_ptr((*p).value).to_string_lossy()
+            };
+            out.push(if value == "1" { name.into_owned() } else { format!("{name}={value}") });
+            p = p.add(1);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(name: &str, score: u32) -> Candidate {
+        Candidate { name: name.into(), path: format!("/b/libggml-cpu-{name}.so").into(), score }
+    }
+
+    #[test]
+    fn best_score_wins_and_unsupported_never_does() {
+        let all = [c("haswell", 40), c("skylakex", 0), c("sse42", 3), c("x64", 1)];
+        assert_eq!(choose(&all, None).unwrap().name, "haswell");
+        let all = [c("a", 7), c("b", 7), c("c", 2)];
+        assert_eq!(choose(&all, None).unwrap().name, "a", "ties go to the first name");
+        let none = [c("skylakex", 0), c("zen4", 0)];
+        let e = choose(&none, None).unwrap_err().to_string();
+        assert!(e.contains("none of the CPU variants (skylakex, zen4)"), "{e}");
+        assert!(choose(&[], None).is_err());
+    }
+
+    #[test]
+    fn a_forced_variant_must_exist_and_run_here() {
+        let all = [c("haswell", 40), c("skylakex", 0), c("x64", 1)];
+        assert_eq!(choose(&all, Some("x64")).unwrap().name, "x64");
+        let e = choose(&all, Some("skylakex")).unwrap_err();
+        assert!(matches!(e, EngineError::Unsupported(_)), "{e:?}");
+        assert!(e.to_string().contains("run here: haswell, x64"), "{e}");
+        let e = choose(&all, Some("zen9")).unwrap_err();
+        assert!(matches!(e, EngineError::InvalidInput(_)), "{e:?}");
+        assert!(e.to_string().contains("haswell, skylakex, x64"), "{e}");
+    }
+
+    #[test]
+    fn an_explicit_folder_is_the_only_one_searched() {
+        let config = BackendConfig { backends_dir: Some("/opt/x".into()), cpu_variant: None };
+        assert_eq!(config.search_dirs(), vec![PathBuf::from("/opt/x")]);
+        let default = BackendConfig::default().search_dirs();
+        assert!(default[0].ends_with("backends"), "{default:?}");
+    }
+
+    /// The variants this build ships, scored on the CPU running the test: the SSE2 baseline
+    /// runs on every x86-64 CPU, and the scores follow the CPU's own features.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_built_variants_score_against_this_cpu() {
+        let Some(dir) = BUILD_BACKENDS_DIR else {
+            panic!("built without loadable CPU variants");
+        };
+        let found = scan(Path::new(dir));
+        let names: Vec<_> = found.iter().map(|c| c.name.as_str()).collect();
+        for want in ["x64", "sse42", "haswell", "skylakex", "zen4"] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        let score = |n: &str| found.iter().find(|c| c.name == n).unwrap().score;
+        assert!(score("x64") > 0);
+        let cpu = crate::hardware::cpu();
+        let has = |f: &str| cpu.features.iter().any(|x| x == f);
+        assert_eq!(score("haswell") > 0, has("avx2") && has("fma") && has("f16c") && has("bmi2"));
+        assert_eq!(score("skylakex") > 0, has("avx512f"));
+        if score("haswell") > 0 {
+            assert!(score("haswell") > score("sse42") && score("sse42") > score("x64"));
+        }
+    }
+}
