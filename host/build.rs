@@ -5,6 +5,14 @@
 //! libraries and one `libggml-cpu-<variant>.so` per x86-64 level into `$OUT_DIR/backends`, which
 //! it passes on as `DEP_LLAMA_BACKENDS_DIR`. The binary looks for its libraries first next to
 //! itself (`$ORIGIN/lib`, the layout `scripts/package.sh` writes), then in the build tree.
+//! Crates that embed the host get the library folder as `DEP_TABAGENT_HOST_LIB_DIR` and can do
+//! the same in their own build script:
+//!
+//! ```ignore
+//! if let Ok(lib) = std::env::var("DEP_TABAGENT_HOST_LIB_DIR") {
+//!     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+//! }
+//! ```
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -13,12 +21,13 @@ fn main() {
         return;
     };
     println!("cargo:rustc-env=TABAGENT_BUILD_BACKENDS_DIR={backends}");
+    let lib = std::path::Path::new(&backends).with_file_name("lib");
+    // For crates that embed the host: DEP_TABAGENT_HOST_LIB_DIR.
+    println!("cargo:lib_dir={}", lib.display());
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if os == "linux" || os == "android" {
-        let lib = std::path::Path::new(&backends).with_file_name("lib");
         println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/lib:{}", lib.display());
     } else if os == "macos" {
-        let lib = std::path::Path::new(&backends).with_file_name("lib");
         println!("cargo:rustc-link-arg=-Wl,-rpath,@executable_path/lib");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     }

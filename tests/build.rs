@@ -1,10 +1,16 @@
 //! Builds the guest components the end-to-end tests run (tests/programs and examples/chat) for
 //! wasm32-wasip2, with a nested cargo in its own target folder, and tells the tests where they are.
+//! Also gives the test executables a run path to llama.cpp's shared libraries.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
+    // The test executables link llama.cpp's shared libraries: run path to the build's copy, so
+    // they also run outside `cargo test` (see host/build.rs).
+    if let Ok(lib) = std::env::var("DEP_TABAGENT_HOST_LIB_DIR") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    }
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());

@@ -273,43 +273,33 @@ fn summarize(runs: &[Figures]) -> Figures {
     }
 }
 
-/// llama-bench's pp and tg averages, if it runs.
+/// llama-bench's prompt and decode rates (means of `reps` runs): the prompt from an empty
+/// context, and decode after a prompt's worth of context (`-d`), as in the loops measured here.
 fn llama_bench(
     path: &Path,
     model: &Path,
     prompt_tokens: usize,
     tokens: u32,
     threads: u32,
+    reps: u32,
 ) -> anyhow::Result<(f64, f64)> {
-    let out = std::process::Command::new(path)
-        .arg("-m")
-        .arg(model)
-        .args([
-            "-p",
-            &prompt_tokens.to_string(),
-            "-n",
-            &tokens.to_string(),
-            "-t",
-            &threads.to_string(),
-        ])
-        .args(["-r", "3", "-o", "json"])
-        .output()
-        .with_context(|| format!("cannot run {}", path.display()))?;
-    if !out.status.success() {
-        bail!("llama-bench failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let v: Value = serde_json::from_slice(&out.stdout)?;
-    let mut pp = 0.0;
-    let mut tg = 0.0;
-    for test in v.as_array().into_iter().flatten() {
-        let ts = test["avg_ts"].as_f64().unwrap_or_default();
-        if test["n_prompt"].as_u64().unwrap_or(0) > 0 {
-            pp = ts;
-        } else {
-            tg = ts;
+    let run = |p: usize, n: u32, depth: usize| -> anyhow::Result<f64> {
+        let out = std::process::Command::new(path)
+            .arg("-m")
+            .arg(model)
+            .args(["-p", &p.to_string(), "-n", &n.to_string(), "-d", &depth.to_string()])
+            .args(["-t", &threads.to_string(), "-r", &reps.to_string(), "-o", "json"])
+            .output()
+            .with_context(|| format!("cannot run {}", path.display()))?;
+        if !out.status.success() {
+            bail!("llama-bench failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-    }
-    Ok((pp, tg))
+        let v: Value = serde_json::from_slice(&out.stdout)?;
+        v.get(0)
+            .and_then(|t| t["avg_ts"].as_f64())
+            .with_context(|| format!("llama-bench printed no rate: {v}"))
+    };
+    Ok((run(prompt_tokens, 0, 0)?, run(0, tokens, prompt_tokens)?))
 }
 
 #[tokio::main]
@@ -379,7 +369,7 @@ async fn main() -> anyhow::Result<()> {
         p.is_file().then_some(p)
     });
     let peer = match &peer_path {
-        Some(p) => match llama_bench(p, &model_path, prompt_tokens, args.tokens, threads) {
+        Some(p) => match llama_bench(p, &model_path, prompt_tokens, args.tokens, threads, 3) {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("llama-bench skipped: {e:#}");
@@ -433,7 +423,7 @@ async fn main() -> anyhow::Result<()> {
     md.push_str(&row("guest `stream` (guest's clock)", &s));
     if let Some((pp, tg)) = peer {
         md.push_str(&format!(
-            "| llama.cpp `llama-bench` (native build, peer) | {pp:.1} | {tg:.1} | – | | {:.3} | {:.3} | – |\n",
+            "| llama.cpp `llama-bench` (native build, peer; decode at depth = prompt) | {pp:.1} | {tg:.1} | – | | {:.3} | {:.3} | – |\n",
             pp / d.prompt_tps,
             tg / d.decode_tps
         ));
@@ -458,7 +448,13 @@ async fn main() -> anyhow::Result<()> {
          throttles llama.cpp's threads by ~40%; one team per process is how the host runs. The machines are shared and noisy (a third either way between runs), so compare \
          within a run.\n",
     );
-    md.push_str(&kernel_variants(&args, &model_path, threads, peer)?);
+    md.push_str(&kernel_variants(
+        &args,
+        &model_path,
+        threads,
+        prompt_tokens,
+        peer_path.as_deref(),
+    )?);
     print!("{md}");
     if let Some(path) = args.write {
         std::fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
@@ -473,7 +469,8 @@ fn kernel_variants(
     args: &Args,
     model: &Path,
     threads: u32,
-    peer: Option<(f64, f64)>,
+    prompt_tokens: usize,
+    peer: Option<&Path>,
 ) -> anyhow::Result<String> {
     let kernels = tabagent_host::engine::llama::cpu_kernels()?;
     let runs_here = |name: &str| kernels.available.iter().any(|v| v.name == name && v.score > 0);
@@ -490,7 +487,19 @@ fn kernel_variants(
     let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); variants.len()];
     let mut names = vec![String::new(); variants.len()];
     let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); variants.len()];
+    let mut native = Vec::new();
     for rep in 0..args.reps {
+        if let Some(p) = peer {
+            match llama_bench(p, model, prompt_tokens, args.tokens, threads, 1) {
+                Ok((pp, tg)) => {
+                    eprintln!(
+                        "variants rep {rep}: llama-bench: prompt {pp:.1} decode {tg:.1} tok/s"
+                    );
+                    native.push(Figures { prompt_tps: pp, decode_tps: tg, ..Figures::default() });
+                }
+                Err(e) => eprintln!("llama-bench skipped: {e:#}"),
+            }
+        }
         for (i, v) in variants.iter().enumerate() {
             let (f, ids, ran) = direct_with(model, threads, args.tokens, v.as_deref())?;
             eprintln!(
@@ -532,11 +541,22 @@ fn kernel_variants(
             if tokens[i] == tokens[picked] { "yes" } else { "no" },
         ));
     }
-    if let Some((pp, tg)) = peer {
+    if !native.is_empty() {
+        let n = summarize(&native);
         md.push_str(&format!(
-            "| llama.cpp `llama-bench` (native `-march=native` build, peer) | {pp:.1} | {tg:.1} | {:.2} | {:.2} | – |\n",
-            pp / base.prompt_tps,
-            tg / base.decode_tps
+            "| llama.cpp `llama-bench` (`GGML_NATIVE` build for this CPU, peer; decode at depth {prompt_tokens}) | {:.1} | {:.1} | {:.2} | {:.2} | – |\n",
+            n.prompt_tps,
+            n.decode_tps,
+            n.prompt_tps / base.prompt_tps,
+            n.decode_tps / base.decode_tps
+        ));
+        let p = summary[variants.len() - 1];
+        md.push_str(&format!(
+            "\nPicked kernels against the native build: prompt {:.2}×, decode {:.2}× (target: \
+             the speed of a native build). llama-bench is a different llama.cpp release \
+             (the `llama-cpp-python` sdist) with its own loop, so read this as a peer figure.\n",
+            p.prompt_tps / n.prompt_tps,
+            p.decode_tps / n.decode_tps
         ));
     }
     if !skipped.is_empty() {

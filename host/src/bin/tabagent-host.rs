@@ -273,9 +273,10 @@ fn hw(json: bool) -> anyhow::Result<()> {
     );
     println!("         built for: {}", kernels.features.join(" "));
     if !kernels.available.is_empty() {
+        let mut by_score = kernels.available.clone();
+        by_score.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
         let list = |runs: bool| {
-            kernels
-                .available
+            by_score
                 .iter()
                 .filter(|v| (v.score > 0) == runs)
                 .map(|v| if runs { format!("{} ({})", v.name, v.score) } else { v.name.clone() })
