@@ -9,24 +9,15 @@
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use llama_cpp_2::context::params::LlamaContextParams;
-use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::sampling::LlamaSampler;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 use tabagent_host::runtime::GuestConfig;
 
-const PROMPT: &str = "The history of computing is a story of abstraction. Early machines were programmed \
-by rewiring panels and flipping switches; then came stored programs, assemblers and compilers, each \
-hiding the layer below. Operating systems abstracted the hardware, virtual machines abstracted the \
-operating system, and the web turned the browser into a universal runtime. WebAssembly continues this \
-line: a compact, sandboxed instruction format that runs at near-native speed on any host. In the \
-chapters that follow we trace how";
+mod direct;
+use direct::{BATCH, CONTEXT, Figures, PROMPT, PROMPT_REPS, direct_loop, median};
 
 #[derive(Parser)]
 #[command(about = "Guest-driven generation through tabagent-host versus a direct llama-cpp-2 loop")]
@@ -47,6 +38,10 @@ struct Args {
     /// ~/.cache/tabagent/llama-tools/bin
     #[arg(long)]
     llama_bench: Option<PathBuf>,
+    /// The native peer (the same direct loop, llama.cpp built with -march=native), run when
+    /// given or found in ~/.cache/tabagent/native-peer (scripts/build-native-peer.sh)
+    #[arg(long)]
+    native_peer: Option<PathBuf>,
     /// Write the results as Markdown to this file
     #[arg(long)]
     write: Option<PathBuf>,
@@ -57,24 +52,6 @@ struct Args {
     /// Internal: run one direct loop and print its figures as JSON
     #[arg(long, hide = true)]
     direct_child: bool,
-}
-
-const CONTEXT: u32 = 2048;
-const BATCH: u32 = 512;
-/// Extra prompt-only runs per repetition: one prompt decode is a single ~0.4 s call, too noisy
-/// on its own.
-const PROMPT_REPS: usize = 4;
-
-/// One run's figures: prompt tokens/s, decode tokens/s, and the whole run in ms.
-#[derive(Debug, Clone, Copy, Default)]
-struct Figures {
-    prompt_tps: f64,
-    decode_tps: f64,
-    /// Decode rate from the median time per token (robust to bursts of noise); 0 when the
-    /// run cannot see single tokens.
-    step_tps: f64,
-    total_ms: f64,
-    tokens: u32,
 }
 
 /// The direct loop, in a child process of its own. llama.cpp's OpenMP thread team belongs to
@@ -104,6 +81,27 @@ fn direct_with(
         .arg(model)
         .args(["--threads", &threads.to_string(), "--tokens", &max_tokens.to_string()])
         .output()?;
+    parse_child(&out)
+}
+
+/// The same loop in the native peer (`benches/native-peer`, llama.cpp built for this CPU).
+fn native_peer(
+    peer: &Path,
+    model: &Path,
+    threads: u32,
+    max_tokens: u32,
+) -> anyhow::Result<(Figures, Vec<u32>, String)> {
+    let out = std::process::Command::new(peer)
+        .arg("--model")
+        .arg(model)
+        .args(["--threads", &threads.to_string(), "--tokens", &max_tokens.to_string()])
+        .output()
+        .with_context(|| format!("cannot run {}", peer.display()))?;
+    parse_child(&out)
+}
+
+/// Figures, tokens and CPU variant from a direct-loop child's JSON.
+fn parse_child(out: &std::process::Output) -> anyhow::Result<(Figures, Vec<u32>, String)> {
     if !out.status.success() {
         bail!("direct loop failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -123,7 +121,7 @@ fn direct_with(
 fn direct_child(model: &Path, threads: u32, max_tokens: u32) -> anyhow::Result<()> {
     let backend = tabagent_host::engine::llama::backend()?;
     let model = LlamaModel::load_from_file(backend, model, &LlamaModelParams::default())?;
-    let (f, ids) = direct_loop(&model, threads, max_tokens)?;
+    let (f, ids) = direct_loop(backend, &model, threads, max_tokens)?;
     let v = json!({
         "prompt_tps": f.prompt_tps, "decode_tps": f.decode_tps, "step_tps": f.step_tps,
         "total_ms": f.total_ms,
@@ -132,79 +130,6 @@ fn direct_child(model: &Path, threads: u32, max_tokens: u32) -> anyhow::Result<(
     });
     println!("{v}");
     Ok(())
-}
-
-/// The direct loop, shaped like the engine's: decode the prompt, then sample / decode one token
-/// at a time; the last sampled token is not decoded.
-fn direct_loop(
-    model: &LlamaModel,
-    threads: u32,
-    max_tokens: u32,
-) -> anyhow::Result<(Figures, Vec<u32>)> {
-    let backend = tabagent_host::engine::llama::backend()?;
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(CONTEXT))
-        .with_n_batch(BATCH)
-        .with_n_ubatch(BATCH)
-        .with_n_threads(threads as i32)
-        .with_n_threads_batch(threads as i32);
-    let prompt = model.vocab().tokenize(PROMPT.as_bytes(), true, true);
-    let mut batch = LlamaBatch::new(BATCH as usize, 1);
-    let last = prompt.len() - 1;
-    let mut prompt_ms = Vec::new();
-    let (mut t0, mut t1) = (Instant::now(), Instant::now());
-    // Each prompt run in a new context, as the guest's runs each use a new session.
-    let mut ctx = model.new_context(backend, params.clone())?;
-    for rep in 0..=PROMPT_REPS {
-        if rep > 0 {
-            drop(ctx);
-            ctx = model.new_context(backend, params.clone())?;
-        }
-        batch.clear();
-        for (i, t) in prompt.iter().enumerate() {
-            batch.add(*t, i as i32, &[0], i == last)?;
-        }
-        t0 = Instant::now();
-        ctx.decode(&mut batch)?;
-        t1 = Instant::now();
-        prompt_ms.push(t1.duration_since(t0).as_secs_f64() * 1000.0);
-    }
-    let mut sampler = LlamaSampler::greedy();
-    let mut out = Vec::new();
-    let mut idx = batch.n_tokens() - 1;
-    let mut pos = prompt.len() as i32;
-    let mut steps = Vec::new();
-    let mut step_start = t1;
-    loop {
-        let token = sampler.sample(&ctx, idx);
-        let now = Instant::now();
-        if !out.is_empty() {
-            steps.push(now.duration_since(step_start).as_secs_f64() * 1000.0);
-        }
-        step_start = now;
-        if model.vocab().is_eog(token) {
-            break;
-        }
-        out.push(token.0 as u32);
-        if out.len() as u32 >= max_tokens {
-            break;
-        }
-        batch.clear();
-        batch.add(token, pos, &[0], true)?;
-        ctx.decode(&mut batch)?;
-        pos += 1;
-        idx = 0;
-    }
-    let t2 = Instant::now();
-    let ms = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64() * 1000.0;
-    let figures = Figures {
-        prompt_tps: prompt.len() as f64 * 1000.0 / median(prompt_ms),
-        decode_tps: out.len() as f64 * 1000.0 / ms(t1, t2),
-        step_tps: 1000.0 / median(steps),
-        total_ms: ms(t0, t2),
-        tokens: out.len() as u32,
-    };
-    Ok((figures, out))
 }
 
 async fn guest(
@@ -256,11 +181,6 @@ async fn guest(
         }
     };
     Ok((figures, v))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
 fn summarize(runs: &[Figures]) -> Figures {
@@ -488,7 +408,23 @@ fn kernel_variants(
     let mut names = vec![String::new(); variants.len()];
     let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); variants.len()];
     let mut native = Vec::new();
+    let peer_loop = args.native_peer.clone().or_else(|| {
+        let p = PathBuf::from(std::env::var("HOME").unwrap_or_default())
+            .join(".cache/tabagent/native-peer/release/tabagent-native-peer");
+        p.is_file().then_some(p)
+    });
+    let mut native_loop: Vec<Figures> = Vec::new();
+    let mut native_ids = Vec::new();
     for rep in 0..args.reps {
+        if let Some(p) = &peer_loop {
+            let (f, ids, _) = native_peer(p, model, threads, args.tokens)?;
+            eprintln!(
+                "variants rep {rep}: native peer: prompt {:.1} decode {:.1} tok/s",
+                f.prompt_tps, f.decode_tps
+            );
+            native_loop.push(f);
+            native_ids = ids;
+        }
         if let Some(p) = peer {
             match llama_bench(p, model, prompt_tokens, args.tokens, threads, 1) {
                 Ok((pp, tg)) => {
@@ -541,34 +477,60 @@ fn kernel_variants(
             if tokens[i] == tokens[picked] { "yes" } else { "no" },
         ));
     }
-    if !native.is_empty() {
-        let n = summarize(&native);
-        md.push_str(&format!(
-            "| llama.cpp `llama-bench` (`GGML_NATIVE` build for this CPU, peer; decode at depth {prompt_tokens}) | {:.1} | {:.1} | {:.2} | {:.2} | – |\n",
+    let p = summary[picked];
+    let mut notes = vec![format!(
+        "The picked `{}` kernels decode {:.2}× and read prompts {:.2}× as fast as the generic \
+         build on this machine.",
+        names[picked],
+        p.decode_tps / base.decode_tps,
+        p.prompt_tps / base.prompt_tps
+    )];
+    let row = |label: &str, n: &Figures, same: &str| {
+        format!(
+            "| {label} | {:.1} | {:.1} | {:.2} | {:.2} | {same} |\n",
             n.prompt_tps,
             n.decode_tps,
             n.prompt_tps / base.prompt_tps,
-            n.decode_tps / base.decode_tps
+            n.decode_tps / base.decode_tps,
+        )
+    };
+    if !native_loop.is_empty() {
+        let n = summarize(&native_loop);
+        let same = if native_ids == tokens[picked] { "yes" } else { "no" };
+        md.push_str(&row(
+            "same loop and llama.cpp release, built statically with `-march=native` (native peer)",
+            &n,
+            same,
         ));
-        let p = summary[variants.len() - 1];
-        md.push_str(&format!(
-            "\nPicked kernels against the native build: prompt {:.2}×, decode {:.2}× (target: \
-             the speed of a native build). llama-bench is a different llama.cpp release \
-             (the `llama-cpp-python` sdist) with its own loop, so read this as a peer figure.\n",
+        notes.push(format!(
+            "**Against a native build of the same llama.cpp running the same loop, the picked \
+             kernels read prompts at {:.2}× and decode at {:.2}×** (target: the speed of a \
+             native build).",
+            p.prompt_tps / n.prompt_tps,
+            p.decode_tps / n.decode_tps
+        ));
+    }
+    if !native.is_empty() {
+        let n = summarize(&native);
+        md.push_str(&row(
+            &format!("llama.cpp `llama-bench` (`GGML_NATIVE` build, peer; decode at depth {prompt_tokens})"),
+            &n,
+            "–",
+        ));
+        notes.push(format!(
+            "Against `llama-bench`: prompt {:.2}×, decode {:.2}×. llama-bench comes from another \
+             llama.cpp release (the `llama-cpp-python` sdist) and runs its own loop, so this is a \
+             peer figure, not a like-for-like one.",
             p.prompt_tps / n.prompt_tps,
             p.decode_tps / n.decode_tps
         ));
     }
     if !skipped.is_empty() {
-        md.push_str(&format!("\nNot run (this CPU cannot run them): {}.\n", skipped.join(", ")));
+        notes.push(format!("Not run (this CPU cannot run them): {}.", skipped.join(", ")));
     }
-    let p = summary[picked];
-    md.push_str(&format!(
-        "\nThe picked `{}` kernels decode {:.2}× and read prompts {:.2}× as fast as the generic \
-         build on this machine.\n",
-        names[picked],
-        p.decode_tps / base.decode_tps,
-        p.prompt_tps / base.prompt_tps
-    ));
+    md.push('\n');
+    for n in notes {
+        md.push_str(&format!("{n}\n\n"));
+    }
     Ok(md)
 }

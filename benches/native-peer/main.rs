@@ -1,0 +1,35 @@
+//! `tabagent-native-peer --model M --threads N --tokens T`: run the benchmark's direct loop once
+//! with llama.cpp built for this CPU and print the figures as JSON (the `--direct-child` format).
+
+#[path = "../src/direct.rs"]
+mod direct;
+
+use anyhow::Context as _;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut model, mut threads, mut tokens) = (None, 2, 128);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--model" => model = Some(value()?),
+            "--threads" => threads = value()?.parse()?,
+            "--tokens" => tokens = value()?.parse()?,
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    let model = model.context("--model is required")?;
+    let mut backend = LlamaBackend::init()?;
+    backend.void_logs();
+    let model = LlamaModel::load_from_file(&backend, model, &LlamaModelParams::default())?;
+    let (f, ids) = direct::direct_loop(&backend, &model, threads, tokens)?;
+    let v = serde_json::json!({
+        "prompt_tps": f.prompt_tps, "decode_tps": f.decode_tps, "step_tps": f.step_tps,
+        "total_ms": f.total_ms, "tokens": f.tokens, "ids": ids, "variant": "native",
+    });
+    println!("{v}");
+    Ok(())
+}

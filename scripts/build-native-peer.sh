@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Build the benchmark's native peer (benches/native-peer): the bench's direct loop over the same
+# llama.cpp release, built statically with -march=native for this machine, into
+# ~/.cache/tabagent/native-peer. A cold build compiles llama.cpp once (about 6 minutes on 2 cores).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+dir="${TABAGENT_NATIVE_PEER_DIR:-$HOME/.cache/tabagent/native-peer}"
+cp "$root/Cargo.lock" "$root/benches/native-peer/Cargo.lock" 2>/dev/null || true
+RUSTFLAGS="-C target-cpu=native" cargo build --release \
+  --manifest-path "$root/benches/native-peer/Cargo.toml" --target-dir "$dir"
+rm -f "$root/benches/native-peer/Cargo.lock"
+echo "native peer: $dir/release/tabagent-native-peer"
