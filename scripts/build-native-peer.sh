@@ -5,8 +5,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${TABAGENT_NATIVE_PEER_DIR:-$HOME/.cache/tabagent/native-peer}"
-cp "$root/Cargo.lock" "$root/benches/native-peer/Cargo.lock" 2>/dev/null || true
-RUSTFLAGS="-C target-cpu=native" cargo build --release \
+RUSTFLAGS="-C target-cpu=native" cargo build --release --locked \
   --manifest-path "$root/benches/native-peer/Cargo.toml" --target-dir "$dir"
-rm -f "$root/benches/native-peer/Cargo.lock"
 echo "native peer: $dir/release/tabagent-native-peer"
