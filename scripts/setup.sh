@@ -23,4 +23,12 @@ fi
 for c in rustfmt clippy; do
   rustup component list --installed | grep -q "^$c" || rustup component add "$c"
 done
+# llama-cpp-sys-2 (dynamic-link) links its libraries into the target folder as symlinks relative
+# to its OUT_DIR, which dangle there; when it is rebuilt into a new OUT_DIR its build script
+# checks `exists()` (false for a dangling link), then fails to link over it ("File exists").
+# Remove the dangling links first.
+target="${CARGO_TARGET_DIR:-$HOME/.cache/tabagent/target}"
+for d in "$target"/{release,debug}{,/deps,/examples}; do
+  [ -d "$d" ] && find "$d" -maxdepth 1 -xtype l -name 'lib*.so*' -delete
+done
 "$root/scripts/fetch-models.sh"
