@@ -534,7 +534,7 @@ fn kernel_variants(
          `ggml_vec_dot_q4_1_q8_1_generic`, which GCC 12 vectorizes badly at -O3. Measured once \
          on 2026-11-22 on this machine with the earlier -O2 (`RelWithDebInfo`) build, `x64` read \
          prompts at 86 and decoded at 44 tok/s (picked `zen4` then: 324 / 109, 2.48× decode). \
-         At -O3 the AVX2 and AVX-512 variants gained ~8% decode, and matched the native build."
+         At -O3 the AVX2 and AVX-512 variants closed their decode gap to the native build (about 0.9× at -O2 in interleaved runs)."
             .to_string(),
     );
     md.push('\n');
