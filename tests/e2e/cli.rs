@@ -190,6 +190,9 @@ fn a_cpu_variant_can_be_forced_and_a_bad_one_is_refused() {
     let missing = host(&["hw", "--backends-dir", "/nonexistent"], None);
     assert_eq!(missing.status.code(), Some(126));
     assert!(text(&missing.stderr).contains("no llama.cpp CPU backend"), "{missing:?}");
+    // The rest of the machine is still described.
+    let table = text(&missing.stdout);
+    assert!(table.contains("CPU ") && table.contains("Kernels  unavailable"), "{table}");
 }
 
 /// The same binary on a CPU without AVX (an emulated Nehalem: SSE4.2 at most) picks the

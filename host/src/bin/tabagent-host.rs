@@ -238,8 +238,9 @@ fn hw(json: bool) -> anyhow::Result<()> {
     let cpu = tabagent_host::hardware::cpu();
     let mem = tabagent_host::hardware::memory();
     let engine = LlamaEngine::new();
-    let kernels = engine.cpu_kernels()?;
-    let gpus = engine.gpus();
+    // Without a CPU backend there is still a machine to describe: show it, then fail.
+    let kernels = engine.cpu_kernels();
+    let gpus = if kernels.is_ok() { engine.gpus() } else { Vec::new() };
     if json {
         let gpus: Vec<_> = gpus
             .iter()
@@ -250,9 +251,13 @@ fn hw(json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        let v = serde_json::json!({ "cpu": cpu, "kernels": kernels, "memory": mem, "gpus": gpus });
+        let k = match &kernels {
+            Ok(k) => serde_json::to_value(k)?,
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        };
+        let v = serde_json::json!({ "cpu": cpu, "kernels": k, "memory": mem, "gpus": gpus });
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        return kernels.map(|_| ()).map_err(Into::into);
     }
     println!("CPU      {} ({})", cpu.brand, cpu.vendor);
     println!("         family {:#x} model {:#x} stepping {}", cpu.family, cpu.model, cpu.stepping);
@@ -265,26 +270,33 @@ fn hw(json: bool) -> anyhow::Result<()> {
         cpu.l2_cache >> 10,
         cpu.l3_cache >> 10
     );
-    println!(
-        "Kernels  {}{}{}",
-        kernels.variant,
-        if kernels.forced { " (forced)" } else { " (best for this CPU)" },
-        kernels.path.as_ref().map(|p| format!(" from {}", p.display())).unwrap_or_default()
-    );
-    println!("         built for: {}", kernels.features.join(" "));
-    if !kernels.available.is_empty() {
-        let mut by_score = kernels.available.clone();
-        by_score.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
-        let list = |runs: bool| {
-            by_score
-                .iter()
-                .filter(|v| (v.score > 0) == runs)
-                .map(|v| if runs { format!("{} ({})", v.name, v.score) } else { v.name.clone() })
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        println!("         run here (score): {}", list(true));
-        println!("         cannot run here: {}", list(false));
+    match &kernels {
+        Ok(kernels) => {
+            println!(
+                "Kernels  {}{}{}",
+                kernels.variant,
+                if kernels.forced { " (forced)" } else { " (best for this CPU)" },
+                kernels.path.as_ref().map(|p| format!(" from {}", p.display())).unwrap_or_default()
+            );
+            println!("         built for: {}", kernels.features.join(" "));
+            if !kernels.available.is_empty() {
+                let mut by_score = kernels.available.clone();
+                by_score.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
+                let list = |runs: bool| {
+                    by_score
+                        .iter()
+                        .filter(|v| (v.score > 0) == runs)
+                        .map(|v| {
+                            if runs { format!("{} ({})", v.name, v.score) } else { v.name.clone() }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                println!("         run here (score): {}", list(true));
+                println!("         cannot run here: {}", list(false));
+            }
+        }
+        Err(e) => println!("Kernels  unavailable: {e}"),
     }
     println!("Memory   {} total, {} available", gib(mem.total), gib(mem.available));
     if gpus.is_empty() {
@@ -301,7 +313,7 @@ fn hw(json: bool) -> anyhow::Result<()> {
             gib(g.memory_total)
         );
     }
-    Ok(())
+    kernels.map(|_| ()).map_err(Into::into)
 }
 
 fn gib(bytes: u64) -> String {

@@ -163,8 +163,8 @@ pub(crate) fn load(config: &BackendConfig) -> Result<CpuKernels, EngineError> {
     else {
         let looked: Vec<_> = dirs.iter().map(|d| d.display().to_string()).collect();
         return Err(EngineError::NotFound(format!(
-            "no llama.cpp CPU backend ({CPU_PREFIX}*{MODULE_SUFFIX}) in {}; set \
-             TABAGENT_BACKENDS_DIR to the folder that holds them",
+            "no llama.cpp CPU backend ({CPU_PREFIX}*{MODULE_SUFFIX}) in {}; point \
+             --backends-dir or TABAGENT_BACKENDS_DIR at the folder that holds them",
             looked.join(" or ")
         )));
     };
