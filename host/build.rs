@@ -21,7 +21,13 @@ fn main() {
         return;
     };
     println!("cargo:rustc-env=TABAGENT_BUILD_BACKENDS_DIR={backends}");
-    let lib = std::path::Path::new(&backends).with_file_name("lib");
+    // CMake installs the libraries to lib/ or, on some distributions, lib64/.
+    let out = std::path::Path::new(&backends).parent().expect("backends folder has a parent");
+    let lib = ["lib", "lib64"]
+        .iter()
+        .map(|d| out.join(d))
+        .find(|d| d.join("libllama.so").exists() || d.join("libllama.dylib").exists())
+        .unwrap_or_else(|| out.join("lib"));
     // For crates that embed the host: DEP_TABAGENT_HOST_LIB_DIR.
     println!("cargo:lib_dir={}", lib.display());
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();

@@ -2,7 +2,9 @@
 # Build a relocatable tabagent-host: one folder with the binary, llama.cpp's shared libraries
 # (lib/, found through the binary's $ORIGIN/lib run path) and ggml's CPU kernel variants plus
 # any GPU backend modules (backends/, scored and picked at start), and a .tar.gz of it.
-# The same folder runs at full speed on any x86-64 CPU: the host loads the best variant.
+# The same folder runs at full speed on any x86-64 CPU: the host loads the best variant. It
+# still needs the system's C and C++ runtimes (glibc as new as the build machine's, libstdc++6,
+# libgcc-s1) and OpenMP (libgomp1), as any llama.cpp build does. Needs patchelf.
 #
 # Usage: scripts/package.sh [OUT_DIR]
 #   default OUT_DIR: $CARGO_TARGET_DIR/dist/tabagent-host-<version>-<os>-<arch>
@@ -25,6 +27,7 @@ libdir="$(dirname "$backends")/lib"
 
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/backends"
+out="$(cd "$out" && pwd -P)"
 cp "$bin" "$out/tabagent-host"
 # The libraries the binary links from the llama.cpp build, under their sonames.
 env -u LD_LIBRARY_PATH ldd "$bin" | awk -v dir="$libdir/" 'index($3, dir) == 1 { print $1, $3 }' |
@@ -33,10 +36,13 @@ env -u LD_LIBRARY_PATH ldd "$bin" | awk -v dir="$libdir/" 'index($3, dir) == 1 {
   done
 cp -L "$backends"/*.so "$out/backends/"
 strip --strip-debug "$out/tabagent-host" "$out"/lib/*.so* "$out"/backends/*.so
+# Only $ORIGIN/lib: the copy must not look back into the tree it was built in.
+patchelf --set-rpath '$ORIGIN/lib' "$out/tabagent-host"
 [ -e "$out/lib/libllama.so.0" ] || { echo "package: libllama.so.0 not found in $libdir" >&2; exit 1; }
 
 # Check it stands alone: libraries and kernels come from the package, not the build tree.
-if env -u LD_LIBRARY_PATH ldd "$out/tabagent-host" | grep -q "=> $libdir"; then
+resolved="$(env -u LD_LIBRARY_PATH ldd "$out/tabagent-host")"
+if grep -q "=> $libdir" <<<"$resolved"; then
   echo "package: $out/tabagent-host still resolves libraries in $libdir" >&2
   exit 1
 fi

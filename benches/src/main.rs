@@ -46,7 +46,7 @@ struct Args {
     #[arg(long)]
     write: Option<PathBuf>,
     /// CPU kernel variants to compare with the one the host picks (run through the direct
-    /// loop); `x64` is the generic SSE2-only baseline
+    /// loop); the generic SSE2-only `x64`, the baseline, is always run
     #[arg(long, value_delimiter = ',', default_value = "x64,sse42,haswell")]
     variants: Vec<String>,
     /// Internal: run one direct loop and print its figures as JSON
@@ -396,7 +396,10 @@ fn kernel_variants(
     let runs_here = |name: &str| kernels.available.iter().any(|v| v.name == name && v.score > 0);
     let mut variants: Vec<Option<String>> = Vec::new();
     let mut skipped = Vec::new();
-    for v in &args.variants {
+    // The generic `x64` always comes first: it is the baseline of the ratios.
+    let mut wanted = vec!["x64".to_string()];
+    wanted.extend(args.variants.iter().filter(|v| *v != "x64").cloned());
+    for v in &wanted {
         if runs_here(v) {
             variants.push(Some(v.clone()));
         } else {
@@ -530,11 +533,10 @@ fn kernel_variants(
     }
     notes.push(
         "All variants are compiled at -O3 (CMake `Release`, like a native llama.cpp build). \
-         For the SSE-only variants that costs speed: their hot path is the scalar \
-         `ggml_vec_dot_q4_1_q8_1_generic`, which GCC 12 vectorizes badly at -O3. Measured once \
-         on 2026-11-22 on this machine with the earlier -O2 (`RelWithDebInfo`) build, `x64` read \
-         prompts at 86 and decoded at 44 tok/s (picked `zen4` then: 324 / 109, 2.48× decode). \
-         At -O3 the AVX2 and AVX-512 variants closed their decode gap to the native build (about 0.9× at -O2 in interleaved runs)."
+         The SSE-only variants spend most of their time in the scalar \
+         `ggml_vec_dot_q4_1_q8_1_generic`, which GCC 12 vectorizes poorly at -O3; an -O2 build \
+         makes them faster and the AVX2/AVX-512 variants slower (see the closing note of \
+         issue 3 for figures)."
             .to_string(),
     );
     md.push('\n');

@@ -137,6 +137,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let probe_args = probe_args(&backends);
     tabagent_host::engine::llama::configure(backends)?;
+    if matches!(cli.command, Command::Run(_) | Command::Inspect { .. }) {
+        // Fail before any guest runs if llama.cpp cannot start (no CPU kernels, bad variant).
+        tabagent_host::engine::llama::cpu_kernels()?;
+    }
     match cli.command {
         Command::Run(args) => run_app(args, probe_args),
         Command::Hw { json } => {

@@ -20,10 +20,21 @@ use std::path::{Path, PathBuf};
 /// engine was built without loadable backends.
 pub const BUILD_BACKENDS_DIR: Option<&str> = option_env!("TABAGENT_BUILD_BACKENDS_DIR");
 
-/// File-name prefix and suffix of a CPU variant module.
-const CPU_PREFIX: &str = "libggml-cpu-";
+/// File-name prefix and suffix of backend modules as ggml names them (`.so` on every system
+/// but Windows, macOS included).
+#[cfg(not(windows))]
 const MODULE_PREFIX: &str = "libggml-";
-const MODULE_SUFFIX: &str = std::env::consts::DLL_SUFFIX;
+#[cfg(windows)]
+const MODULE_PREFIX: &str = "ggml-";
+#[cfg(not(windows))]
+const MODULE_SUFFIX: &str = ".so";
+#[cfg(windows)]
+const MODULE_SUFFIX: &str = ".dll";
+/// File-name prefix of a CPU variant module.
+#[cfg(not(windows))]
+const CPU_PREFIX: &str = "libggml-cpu-";
+#[cfg(windows)]
+const CPU_PREFIX: &str = "ggml-cpu-";
 
 /// How to find and pick the CPU kernels. [`BackendConfig::from_env`] is the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,7 +66,13 @@ impl BackendConfig {
         if let Some(exe_dir) =
             std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf))
         {
-            dirs.push(exe_dir.join("backends"));
+            let beside = exe_dir.join("backends");
+            // An installed copy (a `backends/` folder beside it) never falls back to the tree
+            // it was built in.
+            if beside.is_dir() {
+                return vec![beside];
+            }
+            dirs.push(beside);
         }
         if let Some(dir) = BUILD_BACKENDS_DIR {
             dirs.push(dir.into());
@@ -73,6 +90,9 @@ pub struct Candidate {
     pub path: PathBuf,
     /// Its `ggml_backend_score` on this CPU; 0 when it cannot run here.
     pub score: u32,
+    /// Why it could not be opened or scored (it then scores 0), for example a missing
+    /// `libgomp.so.1`.
+    pub error: Option<String>,
 }
 
 /// The CPU variant modules in `dir`, scored on this CPU, sorted by name. A module that cannot
@@ -88,11 +108,14 @@ pub fn scan(dir: &Path) -> Vec<Candidate> {
             let file = e.file_name().into_string().ok()?;
             let name = file.strip_prefix(CPU_PREFIX)?.strip_suffix(MODULE_SUFFIX)?.to_string();
             let path = e.path();
-            let score = score(&path).unwrap_or_else(|why| {
-                tracing::warn!("CPU variant {}: {why}", path.display());
-                0
-            });
-            Some(Candidate { name, path, score })
+            let (score, error) = match score(&path) {
+                Ok(score) => (score, None),
+                Err(why) => {
+                    tracing::warn!("CPU variant {}: {why}", path.display());
+                    (0, Some(why))
+                }
+            };
+            Some(Candidate { name, path, score, error })
         })
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
@@ -122,6 +145,10 @@ pub fn choose<'a>(
     match wanted {
         Some(name) => match candidates.iter().find(|c| c.name == name) {
             Some(c) if c.score > 0 => Ok(c),
+            Some(c) if c.error.is_some() => Err(EngineError::Runtime(format!(
+                "CPU variant '{name}' could not be opened: {}",
+                c.error.as_deref().unwrap_or_default()
+            ))),
             Some(_) => Err(EngineError::Unsupported(format!(
                 "CPU variant '{name}' needs instructions this CPU lacks; variants that run here: {}",
                 candidates
@@ -142,11 +169,16 @@ pub fn choose<'a>(
             // max_by_key keeps the last maximum; iterate in reverse so the first name wins.
             .rev()
             .max_by_key(|c| c.score)
-            .ok_or_else(|| {
-                EngineError::Unsupported(format!(
+            .ok_or_else(|| match candidates.iter().find_map(|c| c.error.as_deref()) {
+                // Modules that cannot even be opened say nothing about the CPU.
+                Some(why) => EngineError::Runtime(format!(
+                    "no CPU variant could be loaded ({}); for example: {why}",
+                    names()
+                )),
+                None => EngineError::Unsupported(format!(
                     "none of the CPU variants ({}) runs on this CPU",
                     names()
-                ))
+                )),
             }),
     }
 }
@@ -292,7 +324,8 @@ mod tests {
     use super::*;
 
     fn c(name: &str, score: u32) -> Candidate {
-        Candidate { name: name.into(), path: format!("/b/libggml-cpu-{name}.so").into(), score }
+        let path = format!("/b/libggml-cpu-{name}.so").into();
+        Candidate { name: name.into(), path, score, error: None }
     }
 
     #[test]
@@ -305,6 +338,29 @@ mod tests {
         let e = choose(&none, None).unwrap_err().to_string();
         assert!(e.contains("none of the CPU variants (skylakex, zen4)"), "{e}");
         assert!(choose(&[], None).is_err());
+    }
+
+    #[test]
+    fn modules_that_cannot_be_opened_are_not_blamed_on_the_cpu() {
+        let broken = Candidate {
+            error: Some("libgomp.so.1: cannot open shared object file".into()),
+            ..c("haswell", 0)
+        };
+        let all = [broken, c("skylakex", 0)];
+        let e = choose(&all, None).unwrap_err();
+        assert!(matches!(e, EngineError::Runtime(_)), "{e:?}");
+        assert!(e.to_string().contains("libgomp.so.1"), "{e}");
+        let e = choose(&all, Some("haswell")).unwrap_err();
+        assert!(e.to_string().contains("could not be opened: libgomp"), "{e}");
+        // A real variant file that is not a shared object is reported the same way.
+        let dir = std::env::temp_dir().join(format!("tabagent-variants-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{CPU_PREFIX}bogus{MODULE_SUFFIX}")), b"not ELF").unwrap();
+        let found = scan(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].score, 0);
+        assert!(found[0].error.is_some());
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// The process-wide backend and the CPU kernels it was started with.
-static BACKEND: OnceLock<Result<(LlamaBackend, CpuKernels), String>> = OnceLock::new();
+static BACKEND: OnceLock<Result<(LlamaBackend, CpuKernels), EngineError>> = OnceLock::new();
 
 /// How the backend finds and picks its CPU kernels; fixed when it starts.
 static CONFIG: OnceLock<BackendConfig> = OnceLock::new();
@@ -114,12 +114,16 @@ fn started() -> Result<&'static (LlamaBackend, CpuKernels), EngineError> {
                 llama_cpp_sys_2::ggml_log_set(Some(log_to_tracing), std::ptr::null_mut());
             }
             let config = CONFIG.get_or_init(BackendConfig::from_env);
-            let kernels = cpu_variants::load(config).map_err(|e| e.to_string())?;
-            let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+            // Keep the error's kind (not-found, unsupported, invalid-input): it says whose
+            // fault it is.
+            let kernels = cpu_variants::load(config)?;
+            let backend = LlamaBackend::init().map_err(|e| {
+                EngineError::Runtime(format!("llama.cpp backend failed to start: {e}"))
+            })?;
             Ok((backend, kernels))
         })
         .as_ref()
-        .map_err(|e| EngineError::Runtime(format!("llama.cpp backend failed to start: {e}")))
+        .map_err(Clone::clone)
 }
 
 /// The llama.cpp engine.
@@ -151,6 +155,7 @@ impl LlamaEngine {
     pub fn probe(&self, path: &Path) -> Result<(), EngineError> {
         let meta = std::fs::metadata(path)
             .map_err(|e| EngineError::NotFound(format!("model file {}: {e}", path.display())))?;
+        backend()?;
         match &self.probe {
             Some(probe) => probe.check(path, &meta),
             None => Ok(()),
@@ -266,10 +271,12 @@ impl Engine for LlamaEngine {
         check_gguf_magic(path)?;
         crate::modelfile::check_model_file(path)
             .map_err(|e| EngineError::invalid(format!("{} was refused: {e}", path.display())))?;
+        // The backend first: a failure to start it is the host's, not the file's (and must not
+        // be cached as the probe's verdict on the file).
+        let backend = backend()?;
         if let Some(probe) = &self.probe {
             probe.check(path, &meta)?;
         }
-        let backend = backend()?;
         let params = LlamaModelParams::default()
             .with_n_gpu_layers(options.gpu_layers)
             .with_use_mmap(options.use_mmap)
