@@ -222,7 +222,9 @@ pub(crate) fn load(config: &BackendConfig) -> Result<CpuKernels, EngineError> {
     })
 }
 
-/// A build with ggml's CPU backend linked in (no loadable variants) reports it as `built-in`.
+/// A CPU backend that is already registered is used as it is, reported as `built-in`: a build
+/// with ggml's CPU backend linked in (no loadable variants), or an embedder that registered
+/// one itself. Loading a second one would give llama.cpp two CPU devices.
 fn built_in() -> Option<CpuKernels> {
     // SAFETY: plain registry queries; ggml's registry initialises itself on first use.
     let reg = unsafe {
