@@ -22,6 +22,7 @@
 //! A limit given on the command line wins over the file's.
 
 use crate::runtime::DirGrant;
+use crate::source::ModelSource;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,8 +55,8 @@ pub enum ConfigError {
 /// Everything a guest is granted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
-    /// Model name to GGUF path.
-    pub models: BTreeMap<String, PathBuf>,
+    /// Model name to where the model comes from.
+    pub models: BTreeMap<String, ModelSource>,
     /// Directories.
     pub dirs: Vec<DirGrant>,
     /// Environment variables.
@@ -83,7 +84,7 @@ impl Grants {
             .filter(|(n, p)| !n.is_empty() && !p.is_empty())
             .ok_or_else(|| ConfigError::BadModel(spec.to_string()))?;
         check_name(name)?;
-        self.models.insert(name.to_string(), PathBuf::from(path));
+        self.models.insert(name.to_string(), ModelSource::File(PathBuf::from(path)));
         Ok(())
     }
 
@@ -120,7 +121,7 @@ impl Grants {
         let mut g = Grants::default();
         for (name, p) in file.models {
             check_name(&name)?;
-            g.models.insert(name, base.join(p));
+            g.models.insert(name, ModelSource::File(base.join(p)));
         }
         for d in file.dirs {
             g.dirs.push(DirGrant {
@@ -188,7 +189,7 @@ mod tests {
         g.add_dir("/tmp/x::/data:ro").unwrap();
         g.add_dir("/tmp/y::/out").unwrap();
         g.add_env("A=b=c").unwrap();
-        assert_eq!(g.models["smollm2"], PathBuf::from("models/a.gguf"));
+        assert_eq!(g.models["smollm2"], ModelSource::from("models/a.gguf"));
         assert_eq!(
             g.dirs[0],
             DirGrant { host: "/tmp/x".into(), guest: "/data".into(), read_only: true }
@@ -218,7 +219,7 @@ mod tests {
         )
         .unwrap();
         let g = Grants::from_file(&file).unwrap();
-        assert_eq!(g.models["smol"], dir.join("m/s.gguf"));
+        assert_eq!(g.models["smol"], ModelSource::File(dir.join("m/s.gguf")));
         assert_eq!(g.dirs[0].host, dir.join("d"));
         assert!(g.dirs[0].read_only);
         assert_eq!(g.env, vec![("K".into(), "v".into())]);

@@ -5,11 +5,15 @@
 //! with llama.cpp and runs guests with wasmtime and WASI preview 2.
 //!
 //! The layers, from the guest inwards:
-//! - [`runtime`]: wasmtime engine, linker and one store per guest run ([`runtime::Host`]);
-//! - [`ctx`]: the WIT glue — grants, limits, parameter checks, resources, error mapping;
+//! - [`runtime`]: wasmtime engine, linker and one store per guest run ([`runtime::Host`]), one
+//!   entry point per world, typed run errors ([`runtime::RunError`]);
+//! - [`wit`]: the WIT glue, one module per interface, over the registry;
+//! - [`registry`]: grants, shared weights with one load per model, the loaded/draining
+//!   lifecycle — independent of WIT, shared by every front end;
+//! - [`params`]: requests and their checks (session, sampling, load options, limits);
+//! - [`source`] and [`format`]: where a granted model comes from, and what its file is;
 //! - [`engine`]: the [`engine::Engine`] trait with the llama.cpp engine and a fake for tests;
-//! - [`hardware`]: CPU, memory and layer-split facts;
-//! - [`sandbox`]: per-guest limits (deadline, fuel, memory, tables);
+//! - [`hardware`]: CPU, memory and layer-split facts; [`sandbox`]: per-guest limits;
 //! - [`gguf`]: a bounded GGUF header reader.
 //!
 //! Embedding example:
@@ -17,9 +21,9 @@
 //! ```no_run
 //! use tabagent_host::runtime::{GuestConfig, Host, Stdio};
 //!
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let host = Host::with_llama()?;
-//! let app = host.compile_file("chat.wasm".as_ref())?;
+//! let app = host.load_command("chat.wasm".as_ref())?;
 //! let mut guest = GuestConfig { stdio: Stdio::Inherit, ..GuestConfig::default() };
 //! guest.models.insert("smollm2".into(), "models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
 //! guest.args = vec!["Hello!".into()];
@@ -30,14 +34,17 @@
 //! ```
 #![deny(missing_docs)]
 
-#[allow(missing_docs)]
-pub mod bindings;
 pub mod config;
-pub mod ctx;
 pub mod engine;
+pub mod error;
+pub mod format;
 pub mod hardware;
-pub mod modelfile;
+pub mod params;
+pub mod registry;
 pub mod runtime;
 pub mod sandbox;
+pub mod source;
+pub mod wit;
 
+pub use error::{LlmError, LlmResult};
 pub use tabagent_gguf as gguf;

@@ -83,25 +83,73 @@ pub(crate) fn start_epoch_ticker(engine: &wasmtime::Engine) {
     }
 }
 
-/// A readable sentence for a trap caused by a limit, if it was one.
-pub fn describe_trap(e: &anyhow::Error, limits: &GuestLimits) -> Option<String> {
-    let trap = e.chain().find_map(|c| c.downcast_ref::<wasmtime::Trap>())?;
-    match trap {
-        wasmtime::Trap::Interrupt => Some(format!(
-            "the guest ran past its deadline of {:?}",
-            limits.deadline.unwrap_or_default()
-        )),
-        wasmtime::Trap::OutOfFuel => {
-            Some(format!("the guest ran out of fuel ({} units)", limits.fuel.unwrap_or_default()))
-        }
-        wasmtime::Trap::StackOverflow => Some("the guest overflowed its stack".into()),
-        _ => None,
+/// The store's resource limiter: [`GuestLimits`]' limits, and a note of whether a memory growth
+/// was refused, so that a trap that follows can be reported as the memory limit it was.
+pub struct GuestLimiter {
+    inner: StoreLimits,
+    memory_refused: bool,
+}
+
+impl GuestLimiter {
+    /// A limiter for these limits.
+    pub fn new(limits: &GuestLimits) -> Self {
+        Self { inner: limits.store_limits(), memory_refused: false }
+    }
+
+    /// Whether the guest asked for memory past its limit.
+    pub fn memory_refused(&self) -> bool {
+        self.memory_refused
+    }
+}
+
+impl wasmtime::ResourceLimiter for GuestLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        self.memory_refused |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_memory_growth_is_remembered() {
+        use wasmtime::ResourceLimiter as _;
+        let limits = GuestLimits { memory_bytes: 1 << 20, ..GuestLimits::default() };
+        let mut l = GuestLimiter::new(&limits);
+        assert!(l.memory_growing(0, 1 << 19, None).unwrap());
+        assert!(!l.memory_refused());
+        assert!(!l.memory_growing(1 << 19, 2 << 20, None).unwrap());
+        assert!(l.memory_refused());
+    }
 
     #[test]
     fn deadline_ticks() {

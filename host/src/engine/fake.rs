@@ -4,13 +4,15 @@
 //! tests can check that resources are freed.
 
 use super::{
-    ChatMessage, CpuKernels, Engine, EngineError, FinishReason, GenerationStream,
-    GenerationSummary, GpuDevice, KernelVariant, LoadOptions, Model, ModelInfo, OutputAssembler,
-    SamplingParams, Session, SessionOptions, StreamEvent, TokenId, Usage,
+    ChatMessage, CpuKernels, Engine, FinishReason, GenerationStream, GenerationSummary, GpuDevice,
+    KernelVariant, LoadOptions, Model, ModelInfo, OutputAssembler, Prompt, SamplingParams, Session,
+    SessionOptions, StreamEvent, TokenId, Usage,
 };
-use std::path::Path;
+use crate::error::{LlmError, LlmResult};
+use crate::source::ResolvedModel;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 const BOS: TokenId = 256;
 const EOS: TokenId = 257;
@@ -28,7 +30,8 @@ pub struct FakeCounters {
 }
 
 /// The fake engine. A path whose file name starts with `missing` is not found; one that starts
-/// with `broken` fails to load; any other path loads.
+/// with `broken` fails to load; one that starts with `slow` takes [`FakeEngine::SLOW_LOAD`] to
+/// load; any other path loads at once.
 #[derive(Debug, Default, Clone)]
 pub struct FakeEngine {
     /// Shared counters.
@@ -36,6 +39,9 @@ pub struct FakeEngine {
 }
 
 impl FakeEngine {
+    /// How long a `slow*` model takes to load.
+    pub const SLOW_LOAD: Duration = Duration::from_millis(1500);
+
     /// A new fake engine with zeroed counters.
     pub fn new() -> Self {
         Self::default()
@@ -47,13 +53,17 @@ impl Engine for FakeEngine {
         "fake"
     }
 
-    fn load(&self, path: &Path, options: &LoadOptions) -> Result<Arc<dyn Model>, EngineError> {
+    fn load(&self, model: &ResolvedModel, options: &LoadOptions) -> LlmResult<Arc<dyn Model>> {
+        let path = &model.path;
         let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
         if file.starts_with("missing") {
-            return Err(EngineError::NotFound(format!("model file {}", path.display())));
+            return Err(LlmError::NotFound(format!("model file {}", path.display())));
         }
         if file.starts_with("broken") {
-            return Err(EngineError::Runtime(format!("cannot load {}", path.display())));
+            return Err(LlmError::Runtime(format!("cannot load {}", path.display())));
+        }
+        if file.starts_with("slow") {
+            std::thread::sleep(Self::SLOW_LOAD);
         }
         self.counters.live_models.fetch_add(1, Ordering::SeqCst);
         self.counters.loads.fetch_add(1, Ordering::SeqCst);
@@ -84,7 +94,7 @@ impl Engine for FakeEngine {
         Vec::new()
     }
 
-    fn cpu_kernels(&self) -> Result<CpuKernels, EngineError> {
+    fn cpu_kernels(&self) -> Result<CpuKernels, LlmError> {
         Ok(CpuKernels {
             variant: "fake".into(),
             forced: false,
@@ -93,6 +103,25 @@ impl Engine for FakeEngine {
             available: vec![KernelVariant { name: "fake".into(), score: 1 }],
         })
     }
+}
+
+/// Bytes as tokens, after BOS when `add_special`.
+fn tokens(text: &str, add_special: bool) -> Vec<TokenId> {
+    let mut out: Vec<TokenId> = Vec::with_capacity(text.len() + 1);
+    if add_special {
+        out.push(BOS);
+    }
+    out.extend(text.bytes().map(TokenId::from));
+    out
+}
+
+/// `[role]content` lines, then `[assistant]` when asked.
+fn template(messages: &[ChatMessage], add_assistant: bool) -> String {
+    let mut s: String = messages.iter().map(|m| format!("[{}]{}\n", m.role, m.content)).collect();
+    if add_assistant {
+        s.push_str("[assistant]");
+    }
+    s
 }
 
 struct FakeModel {
@@ -111,21 +140,11 @@ impl Model for FakeModel {
         &self.info
     }
 
-    fn tokenize(
-        &self,
-        text: &str,
-        add_special: bool,
-        _: bool,
-    ) -> Result<Vec<TokenId>, EngineError> {
-        let mut out: Vec<TokenId> = Vec::with_capacity(text.len() + 1);
-        if add_special {
-            out.push(BOS);
-        }
-        out.extend(text.bytes().map(TokenId::from));
-        Ok(out)
+    fn tokenize(&self, text: &str, add_special: bool, _: bool) -> Result<Vec<TokenId>, LlmError> {
+        Ok(tokens(text, add_special))
     }
 
-    fn detokenize(&self, tokens: &[TokenId], render_special: bool) -> Result<String, EngineError> {
+    fn detokenize(&self, tokens: &[TokenId], render_special: bool) -> Result<String, LlmError> {
         let mut bytes = Vec::new();
         for t in tokens {
             match *t {
@@ -134,9 +153,7 @@ impl Model for FakeModel {
                 EOS if render_special => bytes.extend_from_slice(b"</s>"),
                 BOS | EOS => {}
                 t => {
-                    return Err(EngineError::invalid(format!(
-                        "token {t} is outside the vocabulary"
-                    )));
+                    return Err(LlmError::invalid(format!("token {t} is outside the vocabulary")));
                 }
             }
         }
@@ -147,16 +164,11 @@ impl Model for FakeModel {
         &self,
         messages: &[ChatMessage],
         add_assistant: bool,
-    ) -> Result<String, EngineError> {
-        let mut s: String =
-            messages.iter().map(|m| format!("[{}]{}\n", m.role, m.content)).collect();
-        if add_assistant {
-            s.push_str("[assistant]");
-        }
-        Ok(s)
+    ) -> Result<String, LlmError> {
+        Ok(template(messages, add_assistant))
     }
 
-    fn new_session(&self, options: &SessionOptions) -> Result<Box<dyn Session>, EngineError> {
+    fn new_session(&self, options: &SessionOptions) -> Result<Box<dyn Session>, LlmError> {
         self.counters.live_sessions.fetch_add(1, Ordering::SeqCst);
         Ok(Box::new(FakeSession {
             n_ctx: options.context_size,
@@ -164,7 +176,7 @@ impl Model for FakeModel {
         }))
     }
 
-    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EngineError> {
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
         Ok(texts
             .iter()
             .map(|t| {
@@ -195,16 +207,24 @@ impl Session for FakeSession {
         self.n_ctx
     }
 
-    fn generate(
-        &self,
-        prompt: Vec<TokenId>,
-        params: SamplingParams,
-    ) -> Result<GenerationStream, EngineError> {
+    fn generate(&self, prompt: Prompt, params: SamplingParams) -> LlmResult<GenerationStream> {
+        let prompt = match prompt {
+            Prompt::Text(t) => tokens(&t, true),
+            Prompt::Tokens(t) => {
+                if let Some(bad) = t.iter().find(|t| **t >= VOCAB) {
+                    return Err(LlmError::invalid(format!(
+                        "token {bad} is outside the vocabulary (size {VOCAB})"
+                    )));
+                }
+                t
+            }
+            Prompt::Chat(m) => tokens(&template(&m, true), true),
+        };
         if prompt.is_empty() {
-            return Err(EngineError::invalid("the prompt is empty"));
+            return Err(LlmError::invalid("the prompt is empty"));
         }
         if prompt.len() >= self.n_ctx as usize {
-            return Err(EngineError::invalid("the prompt does not fit the context"));
+            return Err(LlmError::invalid("the prompt does not fit the context"));
         }
         let text: Vec<u8> = prompt.iter().filter(|t| **t < 256).map(|t| *t as u8).collect();
         let reply: Vec<TokenId> =
@@ -215,7 +235,7 @@ impl Session for FakeSession {
         let max_new = (params.max_tokens as usize).min(self.n_ctx as usize - prompt.len());
         let mut reason = FinishReason::Length;
         if params.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            let _ = tx.send(StreamEvent::Failed(EngineError::ResourceExhausted("deadline".into())));
+            let _ = tx.send(StreamEvent::Failed(LlmError::ResourceExhausted("deadline".into())));
             return Ok(stream);
         }
         for t in reply {

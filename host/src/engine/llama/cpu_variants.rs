@@ -12,7 +12,8 @@
 //! Other backend modules in the same folder (`libggml-cuda.so`, `libggml-vulkan.so`, …) are
 //! loaded too; each refuses to register when its device or driver is missing.
 
-use super::{CpuKernels, EngineError, KernelVariant};
+use crate::engine::{CpuKernels, KernelVariant};
+use crate::error::LlmError;
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 
@@ -140,16 +141,16 @@ fn score(path: &Path) -> Result<u32, String> {
 pub fn choose<'a>(
     candidates: &'a [Candidate],
     wanted: Option<&str>,
-) -> Result<&'a Candidate, EngineError> {
+) -> Result<&'a Candidate, LlmError> {
     let names = || candidates.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
     match wanted {
         Some(name) => match candidates.iter().find(|c| c.name == name) {
             Some(c) if c.score > 0 => Ok(c),
-            Some(c) if c.error.is_some() => Err(EngineError::Runtime(format!(
+            Some(c) if c.error.is_some() => Err(LlmError::Runtime(format!(
                 "CPU variant '{name}' could not be opened: {}",
                 c.error.as_deref().unwrap_or_default()
             ))),
-            Some(_) => Err(EngineError::Unsupported(format!(
+            Some(_) => Err(LlmError::Unsupported(format!(
                 "CPU variant '{name}' needs instructions this CPU lacks; variants that run here: {}",
                 candidates
                     .iter()
@@ -158,7 +159,7 @@ pub fn choose<'a>(
                     .collect::<Vec<_>>()
                     .join(", ")
             ))),
-            None => Err(EngineError::invalid(format!(
+            None => Err(LlmError::invalid(format!(
                 "no CPU variant '{name}'; the host has: {}",
                 names()
             ))),
@@ -171,11 +172,11 @@ pub fn choose<'a>(
             .max_by_key(|c| c.score)
             .ok_or_else(|| match candidates.iter().find_map(|c| c.error.as_deref()) {
                 // Modules that cannot even be opened say nothing about the CPU.
-                Some(why) => EngineError::Runtime(format!(
+                Some(why) => LlmError::Runtime(format!(
                     "no CPU variant could be loaded ({}); for example: {why}",
                     names()
                 )),
-                None => EngineError::Unsupported(format!(
+                None => LlmError::Unsupported(format!(
                     "none of the CPU variants ({}) runs on this CPU",
                     names()
                 )),
@@ -185,7 +186,7 @@ pub fn choose<'a>(
 
 /// Register ggml's backends for this process and report the CPU kernels in use. Call once,
 /// before llama.cpp's backend starts.
-pub(crate) fn load(config: &BackendConfig) -> Result<CpuKernels, EngineError> {
+pub(crate) fn load(config: &BackendConfig) -> Result<CpuKernels, LlmError> {
     if let Some(kernels) = built_in() {
         return Ok(kernels);
     }
@@ -194,7 +195,7 @@ pub(crate) fn load(config: &BackendConfig) -> Result<CpuKernels, EngineError> {
         dirs.iter().map(|d| (d, scan(d))).find(|(_, found)| !found.is_empty())
     else {
         let looked: Vec<_> = dirs.iter().map(|d| d.display().to_string()).collect();
-        return Err(EngineError::NotFound(format!(
+        return Err(LlmError::NotFound(format!(
             "no llama.cpp CPU backend ({CPU_PREFIX}*{MODULE_SUFFIX}) in {}; point \
              --backends-dir or TABAGENT_BACKENDS_DIR at the folder that holds them",
             looked.join(" or ")
@@ -246,15 +247,16 @@ fn built_in() -> Option<CpuKernels> {
 }
 
 /// `ggml_backend_load`: register one backend module; its error says why when it refuses.
-fn load_module(path: &Path) -> Result<llama_cpp_sys_2::ggml_backend_reg_t, EngineError> {
+fn load_module(path: &Path) -> Result<llama_cpp_sys_2::ggml_backend_reg_t, LlmError> {
     let c_path = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| EngineError::invalid(format!("{}: path has a NUL byte", path.display())))?;
-    super::llama::clear_last_error();
+        .map_err(|_| LlmError::invalid(format!("{}: path has a NUL byte", path.display())))?;
     // SAFETY: a NUL-terminated path; ggml checks the module's score and API version itself.
-    let reg = unsafe { llama_cpp_sys_2::ggml_backend_load(c_path.as_ptr()) };
+    let (reg, why) = super::backend::capture_errors(|| unsafe {
+        llama_cpp_sys_2::ggml_backend_load(c_path.as_ptr())
+    });
     if reg.is_null() {
-        let why = super::llama::last_error().unwrap_or_else(|| "no reason given".into());
-        return Err(EngineError::Runtime(format!(
+        let why = why.unwrap_or_else(|| "no reason given".into());
+        return Err(LlmError::Runtime(format!(
             "llama.cpp refused backend {}: {why}",
             path.display()
         )));
@@ -350,7 +352,7 @@ mod tests {
         };
         let all = [broken, c("skylakex", 0)];
         let e = choose(&all, None).unwrap_err();
-        assert!(matches!(e, EngineError::Runtime(_)), "{e:?}");
+        assert!(matches!(e, LlmError::Runtime(_)), "{e:?}");
         assert!(e.to_string().contains("libgomp.so.1"), "{e}");
         let e = choose(&all, Some("haswell")).unwrap_err();
         assert!(e.to_string().contains("could not be opened: libgomp"), "{e}");
@@ -370,10 +372,10 @@ mod tests {
         let all = [c("haswell", 40), c("skylakex", 0), c("x64", 1)];
         assert_eq!(choose(&all, Some("x64")).unwrap().name, "x64");
         let e = choose(&all, Some("skylakex")).unwrap_err();
-        assert!(matches!(e, EngineError::Unsupported(_)), "{e:?}");
+        assert!(matches!(e, LlmError::Unsupported(_)), "{e:?}");
         assert!(e.to_string().contains("run here: haswell, x64"), "{e}");
         let e = choose(&all, Some("zen9")).unwrap_err();
-        assert!(matches!(e, EngineError::InvalidInput(_)), "{e:?}");
+        assert!(matches!(e, LlmError::InvalidInput(_)), "{e:?}");
         assert!(e.to_string().contains("haswell, skylakex, x64"), "{e}");
     }
 

@@ -1,4 +1,4 @@
-//! Checks a GGUF model file in Rust before llama.cpp sees it: the header (via [`crate::gguf`])
+//! The GGUF checks made in Rust before llama.cpp sees a file: the header (via [`crate::gguf`])
 //! and what llama.cpp trusts without checking — a known architecture, a layer count under its
 //! limit, a consistent tokenizer, special tokens inside the vocabulary.
 

@@ -1,0 +1,144 @@
+//! `tabagent-host`: run sandboxed WebAssembly apps against local GGUF models. One module per
+//! subcommand; JSON output comes from the library types' serde derives.
+
+mod hw;
+mod inspect;
+mod out;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tabagent_host::engine::llama::{self, LlamaEngine, cpu_variants::BackendConfig};
+
+/// Exit code when the host itself could not run the guest (bad arguments, a component that
+/// does not compile or traps).
+const HOST_FAILURE: u8 = 126;
+
+#[derive(Parser)]
+#[command(
+    name = "tabagent-host",
+    version,
+    about = "Run sandboxed WebAssembly apps against local GGUF models (llama.cpp)",
+    long_about = "Run sandboxed WebAssembly apps against local GGUF models (llama.cpp).\n\n\
+        Apps are WASI components that import the tabagent:llm interfaces. They get nothing they \
+        were not granted: no network, no environment, no host files, and only the models named \
+        with --model."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Use this llama.cpp CPU kernel variant (for example x64, sse42, haswell, zen4) instead of
+    /// the best one for this CPU; `hw` lists them [env: TABAGENT_CPU_VARIANT]
+    #[arg(long, global = true, value_name = "NAME")]
+    cpu_variant: Option<String>,
+    /// Folder holding llama.cpp's backend modules (libggml-cpu-*.so); default: backends/ beside
+    /// this executable, then the build tree [env: TABAGENT_BACKENDS_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    backends_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an app component (its wasi:cli/run export); exits with the app's exit code
+    #[command(after_help = "Examples:\n  \
+        tabagent-host run chat.wasm --model smollm2=models/SmolLM2-135M-Instruct.Q4_1.gguf -- \"Hello!\"\n  \
+        echo 'Hi' | tabagent-host run chat.wasm --model smollm2=model.gguf\n\n\
+        Exit codes: the app's own, or 126 when the host could not run it.")]
+    Run(run::RunArgs),
+    /// Show the CPU, GPUs and memory of this machine
+    Hw {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Internal: load a model file with llama.cpp in this process and exit 0 (used as the load
+    /// probe, so that a file that crashes llama.cpp crashes only this process)
+    #[command(hide = true)]
+    ProbeModel {
+        /// The GGUF file
+        model: PathBuf,
+    },
+    /// Load a GGUF file and print its metadata
+    Inspect {
+        /// The GGUF file
+        model: PathBuf,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TABAGENT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama.cpp=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(HOST_FAILURE)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut backends = BackendConfig::from_env();
+    if cli.cpu_variant.is_some() {
+        backends.cpu_variant = cli.cpu_variant;
+    }
+    if cli.backends_dir.is_some() {
+        backends.backends_dir = cli.backends_dir;
+    }
+    let probe_args = probe_args(&backends);
+    llama::configure(backends)?;
+    if matches!(cli.command, Command::Run(_) | Command::Inspect { .. }) {
+        // Fail before any guest runs if llama.cpp cannot start (no CPU kernels, bad variant).
+        llama::cpu_kernels()?;
+    }
+    match cli.command {
+        Command::Run(args) => run::run(args, probing_engine(probe_args)),
+        Command::Hw { json } => hw::hw(json).map(|()| ExitCode::SUCCESS),
+        Command::ProbeModel { model } => {
+            llama::probe_model_file(&model)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect { model, json } => {
+            inspect::inspect(&model, json, probing_engine(probe_args)).map(|()| ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The arguments of a `tabagent-host probe-model` child: the same backend choice as ours.
+fn probe_args(backends: &BackendConfig) -> Vec<String> {
+    let mut args = vec!["probe-model".to_string()];
+    if let Some(v) = &backends.cpu_variant {
+        args.extend(["--cpu-variant".into(), v.clone()]);
+    }
+    if let Some(d) = &backends.backends_dir {
+        args.extend(["--backends-dir".into(), d.to_string_lossy().into_owned()]);
+    }
+    args
+}
+
+/// The llama.cpp engine, probing each new model file in a child `tabagent-host probe-model`.
+fn probing_engine(probe_args: Vec<String>) -> LlamaEngine {
+    match std::env::current_exe() {
+        Ok(exe) => LlamaEngine::with_probe(exe, probe_args),
+        Err(e) => {
+            tracing::warn!("cannot find this executable ({e}); loading models without a probe");
+            LlamaEngine::new()
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The engine layer's own types: what crosses between the front ends and any engine.
+
+use crate::error::LlmError;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// A token id in a model's vocabulary.
+pub type TokenId = u32;
+
+/// How to load a model, with every default already resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LoadOptions {
+    /// Layers to offload to a GPU.
+    pub gpu_layers: u32,
+    /// Map the file instead of reading it.
+    pub use_mmap: bool,
+    /// Lock the weights in RAM.
+    pub use_mlock: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { gpu_layers: 0, use_mmap: true, use_mlock: false }
+    }
+}
+
+/// Facts about a loaded model.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelInfo {
+    /// `general.architecture`.
+    pub architecture: String,
+    /// `general.name`, if present.
+    #[serde(rename = "name")]
+    pub display_name: Option<String>,
+    /// Tokens in the vocabulary.
+    pub vocab_size: u32,
+    /// Training context length.
+    pub context_length: u32,
+    /// Embedding size.
+    pub embedding_size: u32,
+    /// Transformer blocks.
+    pub layer_count: u32,
+    /// Attention heads.
+    pub head_count: u32,
+    /// KV heads.
+    pub head_count_kv: u32,
+    /// Parameters.
+    pub parameter_count: u64,
+    /// Bytes of the model file.
+    pub file_size: u64,
+    /// Quantization name, e.g. `Q4_1`.
+    pub file_type: String,
+    /// BOS token.
+    pub bos_token: Option<TokenId>,
+    /// EOS token.
+    pub eos_token: Option<TokenId>,
+    /// Newline token.
+    pub newline_token: Option<TokenId>,
+    /// Chat template text from the file.
+    pub chat_template: Option<String>,
+    /// Layers actually offloaded to a GPU (the output head counts as one; 0 without a GPU).
+    pub gpu_layers: u32,
+}
+
+/// Where a model's layers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DeviceKind {
+    /// All on the CPU.
+    #[serde(rename = "CPU")]
+    Cpu,
+    /// All on GPUs.
+    #[serde(rename = "GPU")]
+    Gpu,
+    /// Some on each.
+    #[serde(rename = "split")]
+    Split,
+}
+
+/// Where a loaded model's layers went, counting the output head as one layer as llama.cpp does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// CPU, GPU or split.
+    pub device: DeviceKind,
+    /// Layers on GPUs.
+    pub gpu_layers: u32,
+    /// Layers on the CPU.
+    pub cpu_layers: u32,
+}
+
+impl ModelInfo {
+    /// Where the layers are.
+    pub fn placement(&self) -> Placement {
+        let total = self.layer_count + 1;
+        let gpu = self.gpu_layers.min(total);
+        let device = match gpu {
+            0 => DeviceKind::Cpu,
+            g if g == total => DeviceKind::Gpu,
+            _ => DeviceKind::Split,
+        };
+        Placement { device, gpu_layers: gpu, cpu_layers: total - gpu }
+    }
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Role, e.g. `user`.
+    pub role: String,
+    /// Text.
+    pub content: String,
+}
+
+/// What to generate from. Engines that tokenize (llama.cpp) turn it into tokens themselves;
+/// engines that take text or messages (a remote server) pass it on as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    /// Raw text, tokenized with the model's BOS handling and special tokens parsed.
+    Text(String),
+    /// Tokens, used as they are.
+    Tokens(Vec<TokenId>),
+    /// A conversation, formatted with the model's chat template and opened for the assistant.
+    Chat(Vec<ChatMessage>),
+}
+
+impl Prompt {
+    /// Bytes the prompt takes (4 per token), for size limits.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Self::Text(t) => t.len(),
+            Self::Tokens(t) => t.len() * 4,
+            Self::Chat(m) => m.iter().map(|m| m.role.len() + m.content.len()).sum(),
+        }
+    }
+}
+
+/// Session parameters, with every default resolved and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Context size in tokens.
+    pub context_size: u32,
+    /// Prompt batch size in tokens.
+    pub batch_size: u32,
+    /// CPU threads.
+    pub threads: u32,
+}
+
+/// Sampling parameters, with every default resolved and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// Temperature; 0 is greedy.
+    pub temperature: f32,
+    /// Top-k; 0 disables.
+    pub top_k: u32,
+    /// Top-p in (0, 1].
+    pub top_p: f32,
+    /// Min-p in [0, 1].
+    pub min_p: f32,
+    /// Repeat penalty; 1 disables.
+    pub repeat_penalty: f32,
+    /// Tokens the repeat penalty looks back over.
+    pub repeat_window: u32,
+    /// Seed.
+    pub seed: u64,
+    /// Stop sequences.
+    pub stop: Vec<String>,
+    /// Send each piece as it is ready (streaming); when false only the final event is sent.
+    pub pieces: bool,
+    /// Stop with an error once this instant passes (the guest's deadline).
+    pub deadline: Option<std::time::Instant>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// End-of-generation token.
+    Stop,
+    /// Token budget or context exhausted.
+    Length,
+    /// A stop sequence appeared.
+    StopSequence,
+    /// Cancelled by the caller.
+    Cancelled,
+}
+
+/// Counts and timings of one generation.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Prompt tokens reused from the session's KV cache.
+    pub cached_tokens: u32,
+    /// Generated tokens.
+    pub generated_tokens: u32,
+    /// Prompt time in ms.
+    pub prompt_ms: f64,
+    /// Generation time in ms.
+    pub generation_ms: f64,
+}
+
+impl Usage {
+    /// Prompt tokens decoded per second (cached tokens excluded).
+    pub fn prompt_tokens_per_second(&self) -> f64 {
+        rate(self.prompt_tokens.saturating_sub(self.cached_tokens), self.prompt_ms)
+    }
+
+    /// Generated tokens per second.
+    pub fn tokens_per_second(&self) -> f64 {
+        rate(self.generated_tokens, self.generation_ms)
+    }
+}
+
+fn rate(tokens: u32, ms: f64) -> f64 {
+    if ms > 0.0 { f64::from(tokens) * 1000.0 / ms } else { 0.0 }
+}
+
+/// The outcome of a finished generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationSummary {
+    /// Whole text, without any stop sequence.
+    pub text: String,
+    /// Generated tokens.
+    pub tokens: Vec<TokenId>,
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+    /// Counts and timings.
+    pub usage: Usage,
+}
+
+/// What a running generation reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The next piece of text, whole UTF-8 characters.
+    Piece(String),
+    /// Generation ended; no events follow.
+    Done(GenerationSummary),
+    /// Generation failed; no events follow.
+    Failed(LlmError),
+}
+
+/// The receiving end of a generation. Dropping it cancels the generation.
+#[derive(Debug)]
+pub struct GenerationStream {
+    rx: mpsc::UnboundedReceiver<StreamEvent>,
+}
+
+impl GenerationStream {
+    /// A stream and the sender an engine feeds it through.
+    pub fn channel() -> (mpsc::UnboundedSender<StreamEvent>, Self) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (tx, Self { rx })
+    }
+
+    /// Wait for the next event; `None` once the engine is gone without a final event.
+    pub async fn next_event(&mut self) -> Option<StreamEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is ready now.
+    pub fn try_next_event(&mut self) -> Option<StreamEvent> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Blocking variant of [`Self::next_event`], for callers outside an async runtime.
+    pub fn blocking_next_event(&mut self) -> Option<StreamEvent> {
+        self.rx.blocking_recv()
+    }
+}
+
+/// An accelerator the engine can use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuDevice {
+    /// Index in the engine's device list.
+    pub index: u32,
+    /// Short name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Backend name.
+    pub backend: String,
+    /// Total memory in bytes.
+    pub memory_total: u64,
+    /// Free memory in bytes.
+    pub memory_free: u64,
+}
+
+/// The CPU kernels an engine computes with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CpuKernels {
+    /// Variant in use, for example `zen4` or `haswell`; `built-in` for an engine built with one
+    /// fixed CPU backend.
+    pub variant: String,
+    /// Whether the operator named the variant rather than the engine picking the best.
+    pub forced: bool,
+    /// The module it came from, where it was loaded from a file.
+    pub path: Option<std::path::PathBuf>,
+    /// Instruction-set features the kernels were built for (`AVX2`, `AVX512_VNNI`, …).
+    pub features: Vec<String>,
+    /// Every variant the engine ships, with its score on this CPU (0: cannot run here).
+    pub available: Vec<KernelVariant>,
+}
+
+/// A CPU kernel variant and how well it suits this CPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelVariant {
+    /// Variant name.
+    pub name: String,
+    /// Higher is better; 0 when this CPU lacks an instruction the variant needs.
+    pub score: u32,
+}

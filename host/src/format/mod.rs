@@ -1,0 +1,124 @@
+//! What a model file is, decided in one place before any engine opens it.
+//!
+//! [`detect`] reads the first bytes of a file and names its format; [`check`] refuses files an
+//! engine must not be handed: anything that is not GGUF today, and GGUF files whose header is
+//! malformed or that llama.cpp would trust blindly ([`checks`]). Detection of BitNet ternary
+//! models and of other formats (SafeTensors, ONNX, LiteRT) belongs here too, so that the choice
+//! of engine is made from what this module reports.
+
+pub mod checks;
+
+use crate::error::LlmError;
+use crate::gguf::GgufFile;
+use std::io::Read as _;
+use std::path::Path;
+
+/// A model file's format, from its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelFormat {
+    /// llama.cpp's GGUF (`GGUF` magic).
+    Gguf,
+    /// Anything else.
+    Other,
+}
+
+/// Name the format of the file at `path` from its first four bytes.
+pub fn detect(path: &Path) -> Result<(ModelFormat, [u8; 4]), LlmError> {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).map_err(|e| {
+        LlmError::invalid(format!("{}: cannot read a GGUF header: {e}", path.display()))
+    })?;
+    let format = if &magic == b"GGUF" { ModelFormat::Gguf } else { ModelFormat::Other };
+    Ok((format, magic))
+}
+
+/// Check that `path` is a GGUF file an engine may open: the format, then the header checks.
+/// Returns the parsed header.
+pub fn check(path: &Path) -> Result<GgufFile, LlmError> {
+    let (format, magic) = detect(path)?;
+    if format != ModelFormat::Gguf {
+        return Err(LlmError::invalid(format!(
+            "{} is not a GGUF file (magic {magic:02x?}, expected \"GGUF\")",
+            path.display()
+        )));
+    }
+    checks::check_model_file(path)
+        .map_err(|e| LlmError::invalid(format!("{} was refused: {e}", path.display())))
+}
+
+/// Name of a `general.file_type` value (llama.cpp's `llama_ftype`).
+pub fn file_type_name(ftype: u32) -> String {
+    let name = match ftype {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        19 => "IQ2_XXS",
+        20 => "IQ2_XS",
+        21 => "Q2_K_S",
+        22 => "IQ3_XS",
+        23 => "IQ3_XXS",
+        24 => "IQ1_S",
+        25 => "IQ4_NL",
+        26 => "IQ3_S",
+        27 => "IQ3_M",
+        28 => "IQ2_S",
+        29 => "IQ2_M",
+        30 => "IQ4_XS",
+        31 => "IQ1_M",
+        32 => "BF16",
+        36 => "TQ1_0",
+        37 => "TQ2_0",
+        38 => "MXFP4_MOE",
+        other => return format!("unknown({other})"),
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_type_names() {
+        assert_eq!(file_type_name(3), "Q4_1");
+        assert_eq!(file_type_name(15), "Q4_K_M");
+        assert_eq!(file_type_name(37), "TQ2_0");
+        assert_eq!(file_type_name(99), "unknown(99)");
+    }
+
+    #[test]
+    fn non_gguf_files_are_named_and_refused() {
+        let dir = std::env::temp_dir().join(format!("tabagent-format-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let other = dir.join("notes.bin");
+        std::fs::write(&other, b"not a model at all").unwrap();
+        assert_eq!(detect(&other).unwrap().0, ModelFormat::Other);
+        let e = check(&other).unwrap_err();
+        assert!(matches!(&e, LlmError::InvalidInput(m) if m.contains("not a GGUF")), "{e}");
+        let gguf = dir.join("tiny.gguf");
+        let bytes = crate::gguf::write::Builder::new()
+            .kv_str("general.architecture", "llama")
+            .kv_u32("llama.block_count", 1)
+            .kv_str_array("tokenizer.ggml.tokens", &["a", "b"])
+            .tensor_f32("blk.0.attn_q.weight", &[8])
+            .build();
+        std::fs::write(&gguf, bytes).unwrap();
+        assert_eq!(detect(&gguf).unwrap().0, ModelFormat::Gguf);
+        assert!(check(&gguf).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,100 @@
+//! Running guest components: one wasmtime engine and linker per host, one store per guest run.
+//!
+//! A guest gets WASI preview 2 with nothing granted by default (no network, no environment, no
+//! host directories, closed stdin), plus the `tabagent:llm` imports with only the models named in
+//! its [`GuestConfig`]. Each world a guest can be run as has its entry point here, side by side:
+//! the command world ([`CommandApp`], `wasi:cli/run`) today.
+
+mod cache;
+mod command;
+mod error;
+mod guest;
+mod store;
+
+pub use command::CommandApp;
+pub use error::RunError;
+pub use guest::{DirGrant, GuestConfig, RunOutcome, Stdio};
+pub use store::GuestState;
+
+use crate::engine::Engine;
+use crate::registry::Registry;
+use cache::AppCache;
+use std::sync::Arc;
+use wasmtime::Config;
+use wasmtime::component::{Component, Linker};
+
+/// Options fixed when a host is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostOptions {
+    /// Count fuel, so that guests can be given a fuel limit (costs some speed).
+    pub fuel: bool,
+    /// Largest wasm stack a guest may use, in bytes; deeper recursion traps.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self { fuel: false, max_wasm_stack: 512 << 10 }
+    }
+}
+
+/// A host: compiles components and runs guests against one registry of models.
+pub struct Host {
+    wasm: wasmtime::Engine,
+    linker: Linker<GuestState>,
+    registry: Arc<Registry>,
+    options: HostOptions,
+    commands: AppCache<CommandApp>,
+}
+
+impl Host {
+    /// A host over an inference engine, resolving granted files with the default resolver.
+    pub fn new(engine: Arc<dyn Engine>) -> Result<Self, RunError> {
+        Self::with_registry(Registry::new(engine), HostOptions::default())
+    }
+
+    /// A host over an inference engine, with options.
+    pub fn with_options(engine: Arc<dyn Engine>, options: HostOptions) -> Result<Self, RunError> {
+        Self::with_registry(Registry::new(engine), options)
+    }
+
+    /// A host over a registry of its own (another resolver, or one shared with other front
+    /// ends), with options.
+    pub fn with_registry(registry: Arc<Registry>, options: HostOptions) -> Result<Self, RunError> {
+        let setup = |what: &str, e: wasmtime::Error| RunError::Setup(format!("{what}: {e:#}"));
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.consume_fuel(options.fuel);
+        config.max_wasm_stack(options.max_wasm_stack);
+        match wasmtime::Cache::from_file(None) {
+            Ok(cache) => {
+                config.cache(Some(cache));
+            }
+            Err(e) => tracing::warn!("compiled-component cache disabled: {e}"),
+        }
+        let wasm =
+            wasmtime::Engine::new(&config).map_err(|e| setup("cannot configure wasmtime", e))?;
+        let mut linker = Linker::new(&wasm);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| setup("cannot link WASI", e))?;
+        crate::wit::add_to_linker(&mut linker).map_err(|e| setup("cannot link tabagent:llm", e))?;
+        crate::sandbox::start_epoch_ticker(&wasm);
+        Ok(Self { wasm, linker, registry, options, commands: AppCache::new() })
+    }
+
+    /// A host over llama.cpp.
+    pub fn with_llama() -> Result<Self, RunError> {
+        Self::new(Arc::new(crate::engine::llama::LlamaEngine::new()))
+    }
+
+    /// The registry of models its guests share.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Compile a component from bytes (`.wasm` binary or `.wat` text).
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, RunError> {
+        Component::new(&self.wasm, bytes)
+            .map_err(|e| RunError::Compile { path: None, message: format!("{e:#}") })
+    }
+}

@@ -1,0 +1,120 @@
+//! One store per guest run: WASI with only what was granted, the `tabagent:llm` state, and the
+//! sandbox's limits on the store.
+
+use super::RunError;
+use super::guest::{GuestConfig, Stdio};
+use crate::registry::Registry;
+use crate::sandbox::GuestLimiter;
+use crate::wit::{LlmCtx, LlmView, LlmViewProvider};
+use std::sync::Arc;
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Most bytes of captured stdout or stderr kept per guest run.
+const CAPTURE_LIMIT: usize = 64 << 20;
+
+/// Per-guest store data.
+pub struct GuestState {
+    wasi: WasiCtx,
+    llm: LlmCtx,
+    table: ResourceTable,
+    limiter: GuestLimiter,
+}
+
+impl GuestState {
+    /// Whether a memory growth was refused during the run.
+    pub(super) fn memory_refused(&self) -> bool {
+        self.limiter.memory_refused()
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl LlmViewProvider for GuestState {
+    fn llm(&mut self) -> LlmView<'_> {
+        LlmView { ctx: &mut self.llm, table: &mut self.table }
+    }
+}
+
+/// Captured stdout and stderr of a run, when [`Stdio::Capture`] was asked for.
+pub(super) struct Captured {
+    out: MemoryOutputPipe,
+    err: MemoryOutputPipe,
+}
+
+impl Captured {
+    /// Stdout and stderr bytes.
+    pub(super) fn contents(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.out.contents().to_vec(), self.err.contents().to_vec())
+    }
+}
+
+/// A new store for one run of `guest`, with its limits, deadline and fuel set.
+pub(super) fn new_store(
+    wasm: &wasmtime::Engine,
+    registry: &Arc<Registry>,
+    fuel_counting: bool,
+    guest: &GuestConfig,
+) -> Result<(Store<GuestState>, Option<Captured>), RunError> {
+    let mut wasi = WasiCtxBuilder::new();
+    let mut argv =
+        vec![if guest.program.is_empty() { "app".to_string() } else { guest.program.clone() }];
+    argv.extend(guest.args.iter().cloned());
+    wasi.args(&argv);
+    wasi.envs(&guest.env);
+    for d in &guest.dirs {
+        let perms = if d.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        wasi.preopened_dir(&d.host, &d.guest, perms).map_err(|e| {
+            RunError::Setup(format!("cannot grant directory {}: {e}", d.host.display()))
+        })?;
+    }
+    let captured = match guest.stdio {
+        Stdio::Inherit => {
+            wasi.inherit_stdio();
+            None
+        }
+        Stdio::Capture => {
+            let captured = Captured {
+                out: MemoryOutputPipe::new(CAPTURE_LIMIT),
+                err: MemoryOutputPipe::new(CAPTURE_LIMIT),
+            };
+            wasi.stdin(MemoryInputPipe::new(guest.stdin.clone()));
+            wasi.stdout(captured.out.clone());
+            wasi.stderr(captured.err.clone());
+            Some(captured)
+        }
+    };
+    let mut llm = LlmCtx::new(Arc::clone(registry), guest.models.clone(), guest.limits.clone());
+    if let Some(d) = guest.sandbox.deadline {
+        llm.set_deadline(std::time::Instant::now() + d);
+    }
+    let state = GuestState {
+        wasi: wasi.build(),
+        llm,
+        table: ResourceTable::new(),
+        limiter: GuestLimiter::new(&guest.sandbox),
+    };
+    let mut store = Store::new(wasm, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_hostcall_fuel(guest.sandbox.max_call_bytes);
+    store.set_epoch_deadline(guest.sandbox.deadline_ticks());
+    store.epoch_deadline_trap();
+    let fuel_error = |e: wasmtime::Error| RunError::Setup(format!("cannot set fuel: {e}"));
+    match (guest.sandbox.fuel, fuel_counting) {
+        (Some(fuel), true) => store.set_fuel(fuel).map_err(fuel_error)?,
+        (Some(_), false) => {
+            return Err(RunError::Setup(
+                "a fuel limit needs a host created with fuel counting on".into(),
+            ));
+        }
+        (None, true) => store.set_fuel(u64::MAX).map_err(fuel_error)?,
+        (None, false) => {}
+    }
+    Ok((store, captured))
+}

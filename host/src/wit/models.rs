@@ -1,0 +1,157 @@
+//! `tabagent:llm/models`: loading granted models, metadata, placement, tokens and templates.
+
+use super::bindings::models as wit;
+use super::{HostResult, LlmView, blocking};
+use crate::engine::{ChatMessage, DeviceKind, Model};
+use crate::params::{LoadRequest, check_chat};
+use crate::registry::{ModelLease, ModelState};
+use std::sync::Arc;
+use wasmtime::component::Resource;
+
+/// The `model` resource: a guest's lease on a loaded model.
+pub struct ModelResource(pub(super) ModelLease);
+
+impl LlmView<'_> {
+    /// The model behind a handle, or `unloaded`; a handle not in the table traps.
+    pub(super) fn model(&self, r: &Resource<ModelResource>) -> HostResult<Arc<dyn Model>> {
+        let lease = &self.table.get(r)?.0;
+        Ok(self.ctx.models.model(lease)?)
+    }
+}
+
+/// Chat messages from WIT, checked.
+pub(super) fn to_chat(messages: Vec<wit::ChatMessage>) -> HostResult<Vec<ChatMessage>> {
+    let m: Vec<_> =
+        messages.into_iter().map(|m| ChatMessage { role: m.role, content: m.content }).collect();
+    check_chat(&m)?;
+    Ok(m)
+}
+
+impl wit::Host for LlmView<'_> {
+    async fn granted(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.ctx.models.granted())
+    }
+
+    async fn loaded(&mut self) -> wasmtime::Result<Vec<wit::LoadedModel>> {
+        Ok(self
+            .ctx
+            .models
+            .loaded()
+            .into_iter()
+            .map(|m| wit::LoadedModel {
+                name: m.name,
+                state: match m.state {
+                    ModelState::Loaded => wit::ModelState::Loaded,
+                    ModelState::Draining => wit::ModelState::Draining,
+                },
+                sessions: m.sessions,
+                file_size: m.file_size,
+                gpu_layers: m.gpu_layers,
+            })
+            .collect())
+    }
+
+    async fn unload(&mut self, name: String) -> HostResult<()> {
+        Ok(self.ctx.models.unload(&name)?)
+    }
+}
+
+impl wit::HostModel for LlmView<'_> {
+    async fn load(
+        &mut self,
+        name: String,
+        options: Option<wit::LoadOptions>,
+    ) -> HostResult<Resource<ModelResource>> {
+        let source = self.ctx.models.source(&name)?.clone();
+        let request = options.map_or_else(LoadRequest::default, |o| LoadRequest {
+            gpu_layers: o.gpu_layers,
+            use_mmap: o.use_mmap,
+            use_mlock: o.use_mlock,
+        });
+        let registry = Arc::clone(self.ctx.models.registry());
+        let model = blocking(move || {
+            let has_gpu = request.gpu_layers.is_none() && !registry.engine().gpus().is_empty();
+            registry.load(&source, &request.resolve(has_gpu))
+        })
+        .await?;
+        let lease = self.ctx.models.admit(&name, model);
+        self.push(ModelResource(lease))
+    }
+
+    async fn metadata(&mut self, r: Resource<ModelResource>) -> HostResult<wit::ModelMetadata> {
+        let model = self.model(&r)?;
+        let name = self.table.get(&r)?.0.name().to_string();
+        let i = model.info();
+        Ok(wit::ModelMetadata {
+            name,
+            architecture: i.architecture.clone(),
+            display_name: i.display_name.clone(),
+            vocab_size: i.vocab_size,
+            context_length: i.context_length,
+            embedding_size: i.embedding_size,
+            layer_count: i.layer_count,
+            head_count: i.head_count,
+            head_count_kv: i.head_count_kv,
+            parameter_count: i.parameter_count,
+            file_size: i.file_size,
+            file_type: i.file_type.clone(),
+            bos_token: i.bos_token,
+            eos_token: i.eos_token,
+            newline_token: i.newline_token,
+            chat_template: i.chat_template.clone(),
+        })
+    }
+
+    async fn placement(&mut self, r: Resource<ModelResource>) -> HostResult<wit::Placement> {
+        let p = self.model(&r)?.info().placement();
+        Ok(wit::Placement {
+            loaded_to: match p.device {
+                DeviceKind::Cpu => wit::DeviceKind::Cpu,
+                DeviceKind::Gpu => wit::DeviceKind::Gpu,
+                DeviceKind::Split => wit::DeviceKind::Split,
+            },
+            gpu_layers: p.gpu_layers,
+            cpu_layers: p.cpu_layers,
+        })
+    }
+
+    async fn tokenize(
+        &mut self,
+        r: Resource<ModelResource>,
+        text: String,
+        add_special: bool,
+        parse_special: bool,
+    ) -> HostResult<Vec<u32>> {
+        let model = self.model(&r)?;
+        self.ctx.limits.check_size("the text", text.len())?;
+        blocking(move || model.tokenize(&text, add_special, parse_special)).await
+    }
+
+    async fn detokenize(
+        &mut self,
+        r: Resource<ModelResource>,
+        tokens: Vec<u32>,
+        render_special: bool,
+    ) -> HostResult<String> {
+        let model = self.model(&r)?;
+        self.ctx.limits.check_size("the token list", tokens.len() * 4)?;
+        blocking(move || model.detokenize(&tokens, render_special)).await
+    }
+
+    async fn apply_chat_template(
+        &mut self,
+        r: Resource<ModelResource>,
+        messages: Vec<wit::ChatMessage>,
+        add_assistant: bool,
+    ) -> HostResult<String> {
+        let model = self.model(&r)?;
+        let bytes = messages.iter().map(|m| m.role.len() + m.content.len()).sum();
+        self.ctx.limits.check_size("the conversation", bytes)?;
+        let messages = to_chat(messages)?;
+        blocking(move || model.apply_chat_template(&messages, add_assistant)).await
+    }
+
+    async fn drop(&mut self, r: Resource<ModelResource>) -> wasmtime::Result<()> {
+        self.delete(r)
+    }
+}
