@@ -41,4 +41,42 @@ fn main() {
     );
     let guests = target.join("wasm32-wasip2").join("release");
     println!("cargo:rustc-env=TABAGENT_GUESTS_DIR={}", guests.display());
+    write_guest_list(&root, &guests, &out);
 }
+
+/// Generate one constant per guest component (every `tests/programs/src/bin/*.rs`, and the
+/// example apps): `$OUT_DIR/guests.rs`, public, for the library; `$OUT_DIR/guests_tested.rs`,
+/// crate-private, for the end-to-end test binary, which includes it under `deny(dead_code)` so
+/// that a guest no test runs, or a misspelt guest name, fails the build.
+fn write_guest_list(root: &std::path::Path, guests: &std::path::Path, out: &std::path::Path) {
+    let bins = root.join("tests/programs/src/bin");
+    let mut names: Vec<String> = std::fs::read_dir(&bins)
+        .expect("tests/programs/src/bin")
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".rs").map(str::to_string))
+        .collect();
+    names.extend(EXAMPLES.iter().map(|s| s.to_string()));
+    names.sort();
+    let consts = |vis: &str, ty: &str| {
+        let mut s = String::new();
+        for name in &names {
+            let path = guests.join(format!("{name}.wasm")).display().to_string();
+            let ident = name.to_uppercase().replace('-', "_");
+            s.push_str(&format!(
+                "/// The `{name}` guest component.\n{vis} const {ident}: {ty} = {ty} {{ name: {name:?}, path: {path:?} }};\n"
+            ));
+        }
+        s
+    };
+    let list = names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+    let lib = format!(
+        "{}\n/// Every guest component's name.\npub const ALL: &[&str] = &[{list}];\n",
+        consts("pub", "crate::Guest")
+    );
+    std::fs::write(out.join("guests.rs"), lib).expect("write guests.rs");
+    std::fs::write(out.join("guests_tested.rs"), consts("pub(crate)", "tabagent_tests::Guest"))
+        .expect("write guests_tested.rs");
+}
+
+/// Example apps built with the test guests (each is a package and binary of that name).
+const EXAMPLES: &[&str] = &["chat"];

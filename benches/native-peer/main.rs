@@ -1,8 +1,9 @@
 //! `tabagent-native-peer --model M --threads N --tokens T`: run the benchmark's direct loop once
 //! with llama.cpp built for this CPU and print the figures as JSON (the `--direct-child` format).
+//! The loop is the one the tests and `tabagent-bench` use (`tests/src/reference.rs`).
 
-#[path = "../src/direct.rs"]
-mod direct;
+#[path = "../../tests/src/reference.rs"]
+mod reference;
 
 use anyhow::Context as _;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -25,7 +26,8 @@ fn main() -> anyhow::Result<()> {
     let mut backend = LlamaBackend::init()?;
     backend.void_logs();
     let model = LlamaModel::load_from_file(&backend, model, &LlamaModelParams::default())?;
-    let (f, ids) = direct::direct_loop(&backend, &model, threads, tokens)?;
+    let p = reference::LoopParams { threads, max_tokens: tokens, prompt_reps: reference::PROMPT_REPS };
+    let (f, ids, _) = reference::greedy_loop(&backend, &model, reference::PROMPT, p)?;
     let v = serde_json::json!({
         "prompt_tps": f.prompt_tps, "decode_tps": f.decode_tps, "step_tps": f.step_tps,
         "total_ms": f.total_ms, "tokens": f.tokens, "ids": ids, "variant": "native",

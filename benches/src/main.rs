@@ -12,12 +12,12 @@ use clap::Parser;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tabagent_host::runtime::GuestConfig;
 
-mod direct;
-use direct::{BATCH, CONTEXT, Figures, PROMPT, PROMPT_REPS, direct_loop, median};
+use tabagent_tests::reference::{
+    BATCH, CONTEXT, Figures, LoopParams, PROMPT, PROMPT_REPS, greedy_loop, median,
+};
 
 #[derive(Parser)]
 #[command(about = "Guest-driven generation through tabagent-host versus a direct llama-cpp-2 loop")]
@@ -121,7 +121,8 @@ fn parse_child(out: &std::process::Output) -> anyhow::Result<(Figures, Vec<u32>,
 fn direct_child(model: &Path, threads: u32, max_tokens: u32) -> anyhow::Result<()> {
     let backend = tabagent_host::engine::llama::backend()?;
     let model = LlamaModel::load_from_file(backend, model, &LlamaModelParams::default())?;
-    let (f, ids) = direct_loop(backend, &model, threads, max_tokens)?;
+    let p = LoopParams { threads, max_tokens, prompt_reps: PROMPT_REPS };
+    let (f, ids, _) = greedy_loop(backend, &model, PROMPT, p)?;
     let v = json!({
         "prompt_tps": f.prompt_tps, "decode_tps": f.decode_tps, "step_tps": f.step_tps,
         "total_ms": f.total_ms,
@@ -139,7 +140,7 @@ async fn guest(
     mode: &str,
 ) -> anyhow::Result<(Figures, Value)> {
     let host = tabagent_tests::host();
-    let component = host.compile_file(&tabagent_tests::guest("bench"))?;
+    let component = host.load_command(&tabagent_tests::guests::BENCH.path())?;
     let request = json!({
         "prompt": PROMPT, "max_tokens": max_tokens, "context_size": CONTEXT,
         "batch_size": BATCH, "threads": threads, "mode": mode, "prompt_reps": PROMPT_REPS,
@@ -147,7 +148,7 @@ async fn guest(
     let config = GuestConfig {
         program: "bench".into(),
         args: vec![request.to_string()],
-        models: BTreeMap::from([("smollm2".to_string(), model.to_path_buf())]),
+        models: tabagent_tests::grant("smollm2", model),
         ..GuestConfig::default()
     };
     let out = host.run(&component, config).await?;
@@ -535,8 +536,7 @@ fn kernel_variants(
         "All variants are compiled at -O3 (CMake `Release`, like a native llama.cpp build). \
          The SSE-only variants spend most of their time in the scalar \
          `ggml_vec_dot_q4_1_q8_1_generic`, which GCC 12 vectorizes poorly at -O3; an -O2 build \
-         makes them faster and the AVX2/AVX-512 variants slower (see the closing note of \
-         issue 3 for figures)."
+         makes them faster and the AVX2/AVX-512 variants slower."
             .to_string(),
     );
     md.push('\n');

@@ -2,8 +2,9 @@
 //! errors. Needs the binary built (`cargo build --release -p tabagent-host`, which the test
 //! script does first); `TABAGENT_HOST_BIN` overrides where it is looked for.
 
+use crate::guests::CHAT;
 use std::process::{Command, Output, Stdio};
-use tabagent_tests::{guest, model_path};
+use tabagent_tests::model_path;
 
 fn host(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(tabagent_tests::host_bin());
@@ -27,7 +28,7 @@ fn model_grant() -> String {
 
 #[test]
 fn run_streams_a_reply_and_reports_usage() {
-    let chat = guest("chat");
+    let chat = CHAT.path();
     let grant = model_grant();
     let out = host(
         &[
@@ -55,7 +56,7 @@ fn run_streams_a_reply_and_reports_usage() {
 
 #[test]
 fn run_reads_the_prompt_from_stdin() {
-    let chat = guest("chat");
+    let chat = CHAT.path();
     let grant = model_grant();
     let out = host(
         &["run", chat.to_str().unwrap(), "--model", &grant, "--", "--max-tokens", "8"],
@@ -67,7 +68,7 @@ fn run_reads_the_prompt_from_stdin() {
 
 #[test]
 fn the_guest_exit_code_is_the_host_exit_code() {
-    let chat = guest("chat");
+    let chat = CHAT.path();
     // No model granted: the app fails with its own exit code 1 and says why.
     let out = host(&["run", chat.to_str().unwrap(), "--", "hello"], None);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
@@ -87,7 +88,7 @@ fn host_errors_are_one_readable_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
-    let chat = guest("chat");
+    let chat = CHAT.path();
     let bad_grant = host(&["run", chat.to_str().unwrap(), "--model", "nopath"], None);
     assert_eq!(bad_grant.status.code(), Some(126));
     assert!(text(&bad_grant.stderr).contains("NAME=PATH"));
@@ -104,6 +105,27 @@ fn host_errors_are_one_readable_line() {
     std::fs::remove_file(&not_wasm).unwrap();
     assert_eq!(out.status.code(), Some(126));
     assert!(text(&out.stderr).contains("not a valid component"), "{}", text(&out.stderr));
+}
+
+/// A reader that goes away (`tabagent-host hw | head -1`) ends the command quietly: no panic,
+/// a clean exit.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    for args in [&["hw"][..], &["hw", "--json"], &["inspect", model_path().to_str().unwrap()]] {
+        let mut child = Command::new(tabagent_tests::host_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close our end of stdout before the host writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+    }
 }
 
 #[test]
@@ -226,7 +248,7 @@ fn on_a_cpu_without_avx_the_host_picks_sse42_kernels_and_still_generates() {
         .collect();
     assert_eq!(runnable, ["sse42", "x64"]);
 
-    let chat = guest("chat");
+    let chat = CHAT.path();
     let grant = model_grant();
     let args = ["--", "--temperature", "0", "--max-tokens", "6", "Name", "a", "color."];
     let mut run = vec!["run", chat.to_str().unwrap(), "--model", &grant];
@@ -274,7 +296,7 @@ fn the_package_runs_from_its_own_folder() {
     let ldd = text(&ldd.stdout);
     let llama = ldd.lines().find(|l| l.contains("libllama.so")).unwrap_or_default().to_string();
     assert!(llama.contains(pkg.join("lib").to_str().unwrap()), "{ldd}");
-    let chat = guest("chat");
+    let chat = CHAT.path();
     let grant = model_grant();
     let reply =
         run(&["run", chat.to_str().unwrap(), "--model", &grant, "--", "--max-tokens", "8", "Hi"]);

@@ -1,29 +1,23 @@
-//! Concurrency and lifecycle: parallel loads share one copy, repeated load/unload does not leak,
-//! and a generation survives the unload of its model.
+//! Concurrency and lifecycle: parallel loads share one copy, loads of different models do not
+//! wait for each other, a generation goes on while a large `embed` runs on the same model, and
+//! two guests load one model at once.
 
+use crate::guests::METADATA;
 use std::sync::Arc;
-use std::time::Instant;
-use tabagent_host::ctx::LlmShared;
-use tabagent_host::engine::LoadOptions;
+use std::time::{Duration, Instant};
 use tabagent_host::engine::llama::LlamaEngine;
+use tabagent_host::engine::{LoadOptions, Prompt, SamplingParams, SessionOptions, StreamEvent};
+use tabagent_host::registry::Registry;
+use tabagent_host::source::ModelSource;
 use tabagent_tests::{model_path, run_json, smollm2};
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 #[test]
 fn parallel_loads_of_one_model_load_it_once() {
-    let shared = LlmShared::new(Arc::new(LlamaEngine::new()));
-    let path = model_path();
+    let registry = Registry::new(Arc::new(LlamaEngine::new()));
+    let source = ModelSource::File(model_path());
     let models: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
-            .map(|_| s.spawn(|| shared.load(&path, &LoadOptions::default()).unwrap()))
+            .map(|_| s.spawn(|| registry.load(&source, &LoadOptions::default()).unwrap()))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -32,39 +26,117 @@ fn parallel_loads_of_one_model_load_it_once() {
     }
 }
 
+/// Two different model files load at once: the second is not held up by the first's load
+/// probe. The probe program here is the real `tabagent-host probe-model`, behind a script that
+/// takes 3 s longer for the file named `slow-*`.
 #[test]
-fn a_thousand_load_unload_cycles_do_not_leak() {
-    let cycles: usize =
-        std::env::var("TABAGENT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let shared = LlmShared::new(Arc::new(LlamaEngine::new()));
-    let path = model_path();
-    let opts =
-        tabagent_host::engine::SessionOptions { context_size: 256, batch_size: 64, threads: 1 };
-    // Warm up: the first cycles allocate llama.cpp's and the allocator's long-lived state.
-    for _ in 0..20 {
-        let m = shared.load(&path, &LoadOptions::default()).unwrap();
-        drop(m.new_session(&opts).unwrap());
-    }
-    let before = rss_kib();
+fn loads_of_different_models_run_in_parallel() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("tabagent-parallel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (slow, fast) = (dir.join("slow-model.gguf"), dir.join("fast-model.gguf"));
+    std::fs::copy(model_path(), &slow).unwrap();
+    std::fs::copy(model_path(), &fast).unwrap();
+    let probe = dir.join("probe.sh");
+    std::fs::write(
+        &probe,
+        format!(
+            "#!/bin/sh\nfor last; do :; done\ncase \"$last\" in *slow-*) sleep 3;; esac\nexec {} \"$@\"\n",
+            tabagent_tests::host_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let engine = LlamaEngine::with_probe(probe, vec!["probe-model".into()]);
+    let registry = Registry::new(Arc::new(engine));
     let start = Instant::now();
-    for _ in 0..cycles {
-        let m = shared.load(&path, &LoadOptions::default()).unwrap();
-        drop(m.new_session(&opts).unwrap());
-    }
-    let after = rss_kib();
-    println!(
-        "{cycles} load/session/unload cycles in {:?}: RSS {} MiB -> {} MiB",
-        start.elapsed(),
-        before / 1024,
-        after / 1024
+    let (slow_took, fast_took) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            registry.load(&ModelSource::File(slow.clone()), &LoadOptions::default()).unwrap();
+            start.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let b = s.spawn(|| {
+            registry.load(&ModelSource::File(fast.clone()), &LoadOptions::default()).unwrap();
+            start.elapsed()
+        });
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!("slow load {slow_took:?}, fast load (started 200 ms later) {fast_took:?}");
+    assert!(slow_took >= Duration::from_secs(3), "{slow_took:?}");
+    assert!(
+        fast_took < slow_took,
+        "the second model waited for the first: {fast_took:?} vs {slow_took:?}"
     );
-    assert!(after < before + 64 * 1024, "RSS grew from {before} KiB to {after} KiB");
+}
+
+/// A large `embed` on a model and a generation on the same model at once: the generation keeps
+/// producing tokens while the embedding runs, instead of waiting for it to end.
+#[test]
+fn a_generation_keeps_producing_tokens_while_a_large_embed_runs() {
+    let registry = Registry::new(Arc::new(LlamaEngine::new()));
+    let model = registry.load(&ModelSource::File(model_path()), &LoadOptions::default()).unwrap();
+    let session = model
+        .new_session(&SessionOptions { context_size: 1024, batch_size: 512, threads: 2 })
+        .unwrap();
+    let params = SamplingParams {
+        max_tokens: 400,
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        repeat_penalty: 1.0,
+        repeat_window: 64,
+        seed: 1,
+        stop: Vec::new(),
+        pieces: true,
+        deadline: None,
+    };
+    let sentence =
+        "The quick brown fox jumps over the lazy dog while the river runs past the old mill. ";
+    let texts: Vec<String> = (0..6).map(|i| format!("{i}: {}", sentence.repeat(8))).collect();
+    let mut stream =
+        session.generate(Prompt::Text("1, 2, 3, 4, 5, 6, 7, 8, 9, 10,".into()), params).unwrap();
+    // Wait for the generation to be under way.
+    assert!(matches!(stream.blocking_next_event(), Some(StreamEvent::Piece(_))));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (pieces, (embed_start, embed_end)) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut at = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match stream.blocking_next_event() {
+                    Some(StreamEvent::Piece(_)) => at.push(Instant::now()),
+                    Some(StreamEvent::Failed(e)) => panic!("{e}"),
+                    _ => break,
+                }
+            }
+            at
+        });
+        let start = Instant::now();
+        let vectors = model.embed(&texts).unwrap();
+        let end = Instant::now();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(vectors.len(), texts.len());
+        (reader.join().unwrap(), (start, end))
+    });
+    let during = pieces.iter().filter(|t| **t > embed_start && **t < embed_end).count();
+    let took = embed_end.duration_since(embed_start);
+    println!(
+        "embed of {} texts took {took:?}; {during} pieces were generated meanwhile",
+        texts.len()
+    );
+    assert!(
+        took > Duration::from_millis(500),
+        "the embedding was too small to test with: {took:?}"
+    );
+    assert!(during >= 5, "only {during} pieces during a {took:?} embed: generations were stalled");
 }
 
 #[tokio::test]
 async fn two_guests_load_one_model_at_once() {
     let (a, b) =
-        tokio::join!(run_json("metadata", smollm2(), &[]), run_json("metadata", smollm2(), &[]));
+        tokio::join!(run_json(METADATA, smollm2(), &[]), run_json(METADATA, smollm2(), &[]));
     assert_eq!(a["vocab_size"], 49152);
     assert_eq!(a, b);
 }

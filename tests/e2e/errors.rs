@@ -1,15 +1,21 @@
 //! Bad input gets a clear error value and the host carries on.
 
+use crate::guests::{ERRORS, METADATA, SANDBOX};
 use std::collections::BTreeMap;
-use tabagent_tests::{error_kind, error_message, model_path, run, run_json};
+use std::sync::Arc;
+use tabagent_host::LlmError;
+use tabagent_host::engine::{Engine as _, LoadOptions, llama::LlamaEngine};
+use tabagent_host::registry::Registry;
+use tabagent_host::source::{ModelSource, resolve_file};
+use tabagent_tests::{error_kind, error_message, grant, model_path, run, run_json};
 
 #[tokio::test]
 async fn every_bad_input_is_a_clear_error_value() {
     let models = BTreeMap::from([
-        ("smollm2".to_string(), model_path()),
+        ("smollm2".to_string(), ModelSource::File(model_path())),
         ("ghost".to_string(), "/nonexistent/ghost.gguf".into()),
     ]);
-    let v = run_json("errors", models, &[]).await;
+    let v = run_json(ERRORS, models, &[]).await;
     let expect = |case: &str, kind: &str, words: &str| {
         let r = &v[case];
         assert_eq!(error_kind(r), Some(kind), "{case}: {r}");
@@ -59,14 +65,13 @@ async fn a_model_file_that_is_not_gguf_is_refused_and_the_host_carries_on() {
     let head = std::fs::read(model_path()).unwrap()[..4096].to_vec();
     std::fs::write(&truncated, head).unwrap();
     for file in [&bad, &truncated] {
-        let out =
-            run("metadata", BTreeMap::from([("smollm2".to_string(), file.clone())]), &[]).await;
+        let out = run(METADATA, grant("smollm2", file.clone()), &[]).await;
         assert_eq!(out.exit_code, 3, "{}", out.stderr_text());
         let stderr = out.stderr_text();
         assert!(stderr.contains("load: ") && stderr.contains(file.to_str().unwrap()), "{stderr}");
     }
     // The same host then serves a good guest.
-    let v = run_json("metadata", tabagent_tests::smollm2(), &[]).await;
+    let v = run_json(METADATA, tabagent_tests::smollm2(), &[]).await;
     assert_eq!(v["vocab_size"], 49152);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -75,7 +80,7 @@ async fn a_model_file_that_is_not_gguf_is_refused_and_the_host_carries_on() {
 async fn guests_get_nothing_they_were_not_granted() {
     use tabagent_host::runtime::{DirGrant, GuestConfig};
     let host = tabagent_tests::host();
-    let component = host.compile_file(&tabagent_tests::guest("sandbox")).unwrap();
+    let component = tabagent_tests::app(host, SANDBOX);
     let component = &component;
     let run = |config: GuestConfig| async move {
         let out = host.run(component, config).await.unwrap();
@@ -118,7 +123,6 @@ async fn guests_get_nothing_they_were_not_granted() {
 /// reads it, with a message naming the problem; then the real file still loads.
 #[test]
 fn hostile_model_files_are_refused_before_llama_cpp() {
-    use tabagent_host::engine::{Engine, EngineError, LoadOptions, llama::LlamaEngine};
     let original = std::fs::read(model_path()).unwrap();
     let header = tabagent_host::gguf::GgufFile::parse(&original, original.len() as u64).unwrap();
     let data_offset = header.data_offset as usize;
@@ -167,12 +171,12 @@ fn hostile_model_files_are_refused_before_llama_cpp() {
     ];
     let dir = std::env::temp_dir().join(format!("tabagent-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let engine = LlamaEngine::new();
+    let registry = Registry::new(Arc::new(LlamaEngine::new()));
     for (name, bytes, words) in &cases {
         let file = dir.join(format!("{}.gguf", name.replace(' ', "-")));
         std::fs::write(&file, bytes).unwrap();
-        let err = match engine.load(&file, &LoadOptions::default()) {
-            Err(EngineError::InvalidInput(m)) => m,
+        let err = match registry.load(&file.as_path().into(), &LoadOptions::default()) {
+            Err(LlmError::InvalidInput(m)) => m,
             Err(other) => panic!("{name}: wrong kind of error {other:?}"),
             Ok(_) => panic!("{name}: a hostile file was loaded"),
         };
@@ -180,7 +184,7 @@ fn hostile_model_files_are_refused_before_llama_cpp() {
         println!("{name}: {err}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(engine.load(&model_path(), &LoadOptions::default()).is_ok());
+    assert!(registry.load(&model_path().as_path().into(), &LoadOptions::default()).is_ok());
 }
 
 /// Crash containment: a file that makes llama.cpp abort (`block_count` 513 trips its
@@ -189,7 +193,6 @@ fn hostile_model_files_are_refused_before_llama_cpp() {
 /// what happens to a file that gets past them.
 #[test]
 fn a_file_that_crashes_llama_cpp_kills_only_the_probe() {
-    use tabagent_host::engine::{Engine, LoadOptions, llama::LlamaEngine};
     let bin = tabagent_tests::host_bin();
     let mut bytes = std::fs::read(model_path()).unwrap();
     let key = b"llama.block_count";
@@ -205,19 +208,20 @@ fn a_file_that_crashes_llama_cpp_kills_only_the_probe() {
     // The verdict is remembered, and the host process is still here to load a good model.
     assert_eq!(engine.probe(&file).unwrap_err().to_string(), err);
     std::fs::remove_file(&file).unwrap();
-    assert!(engine.load(&model_path(), &LoadOptions::default()).is_ok());
+    let good = resolve_file(&model_path()).unwrap();
+    assert!(engine.load(&good, &LoadOptions::default()).is_ok());
 }
 
 /// Random bit flips over the real model's header and metadata: every variant is either refused
 /// with a message or loads; none crashes or hangs the host (the probe takes any crash).
 #[test]
 fn random_bit_flips_in_the_header_never_take_the_host_down() {
-    use tabagent_host::engine::{Engine, LoadOptions, llama::LlamaEngine};
     let bin = tabagent_tests::host_bin();
     let original = std::fs::read(model_path()).unwrap();
     let header = tabagent_host::gguf::GgufFile::parse(&original, original.len() as u64).unwrap();
     let header_len = header.data_offset as usize;
-    let engine = LlamaEngine::with_probe(bin, vec!["probe-model".into()]);
+    let registry =
+        Registry::new(Arc::new(LlamaEngine::with_probe(bin, vec!["probe-model".into()])));
     let dir = std::env::temp_dir().join(format!("tabagent-flips-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut state = 0x2545f4914f6cdd1du64;
@@ -239,7 +243,7 @@ fn random_bit_flips_in_the_header_never_take_the_host_down() {
         }
         let file = dir.join(format!("flip-{i}.gguf"));
         std::fs::write(&file, &bytes).unwrap();
-        match engine.load(&file, &LoadOptions::default()) {
+        match registry.load(&file.as_path().into(), &LoadOptions::default()) {
             Ok(_) => loaded += 1,
             Err(e) => {
                 assert!(!e.to_string().trim().is_empty());
@@ -257,7 +261,6 @@ fn random_bit_flips_in_the_header_never_take_the_host_down() {
 /// own reason (from its log), not just "null result".
 #[test]
 fn llama_cpp_load_errors_say_why() {
-    use tabagent_host::engine::{Engine, EngineError, LoadOptions, llama::LlamaEngine};
     let mut bytes = std::fs::read(model_path()).unwrap();
     let key = b"llama.attention.head_count";
     let mut at = 0;
@@ -273,10 +276,12 @@ fn llama_cpp_load_errors_say_why() {
     bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
     let file = std::env::temp_dir().join(format!("tabagent-heads-{}.gguf", std::process::id()));
     std::fs::write(&file, &bytes).unwrap();
-    let err = LlamaEngine::new().load(&file, &LoadOptions::default()).err().unwrap();
+    // The file passes the Rust checks; llama.cpp itself refuses it.
+    let resolved = resolve_file(&file).unwrap();
+    let err = LlamaEngine::new().load(&resolved, &LoadOptions::default()).err().unwrap();
     std::fs::remove_file(&file).unwrap();
     match err {
-        EngineError::Runtime(m) => assert!(m.contains("wrong shape"), "{m}"),
+        LlmError::Runtime(m) => assert!(m.contains("wrong shape"), "{m}"),
         other => panic!("{other:?}"),
     }
 }

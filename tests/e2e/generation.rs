@@ -1,19 +1,17 @@
 //! Generation through a real guest and the real model: parity with a direct llama-cpp-2 loop,
 //! streaming, finish reasons, stop sequences, seeds, prompt caching and concurrent guests.
 
-use llama_cpp_2::context::params::LlamaContextParams;
-use llama_cpp_2::llama_batch::LlamaBatch;
+use crate::guests::GENERATE;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::sampling::LlamaSampler;
 use serde_json::{Value, json};
-use std::num::NonZeroU32;
+use tabagent_tests::reference::{LoopParams, greedy_loop};
 use tabagent_tests::{model_path, run_json, smollm2};
 
 const PROMPT: &str = "<|im_start|>user\nWhat is the capital of France? Answer in one sentence.<|im_end|>\n<|im_start|>assistant\n";
 
 async fn generate(request: Value) -> Value {
-    run_json("generate", smollm2(), &[&request.to_string()]).await
+    run_json(GENERATE, smollm2(), &[&request.to_string()]).await
 }
 
 fn greedy_request(max_tokens: u32) -> Value {
@@ -25,43 +23,15 @@ fn greedy_request(max_tokens: u32) -> Value {
     })
 }
 
-/// The reference: a plain llama-cpp-2 greedy loop, as in llama-cpp-rs's `simple` example.
-fn direct_greedy(prompt: &str, max_tokens: usize) -> (Vec<u32>, usize) {
+/// The reference loop (shared with the benchmark) on the same prompt and settings.
+fn direct_greedy(prompt: &str, max_tokens: u32) -> (Vec<u32>, usize) {
     let backend = tabagent_host::engine::llama::backend().expect("backend");
     let model =
         LlamaModel::load_from_file(backend, model_path(), &LlamaModelParams::default()).unwrap();
-    let threads = tabagent_host::hardware::default_threads() as i32;
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(2048))
-        .with_n_batch(512)
-        .with_n_ubatch(512)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads);
-    let mut ctx = model.new_context(backend, params).unwrap();
-    let tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
-    let mut batch = LlamaBatch::new(512, 1);
-    let last = tokens.len() as i32 - 1;
-    for (i, t) in tokens.iter().enumerate() {
-        batch.add(*t, i as i32, &[0], i as i32 == last).unwrap();
-    }
-    ctx.decode(&mut batch).unwrap();
-    let mut sampler = LlamaSampler::greedy();
-    let mut out = Vec::new();
-    let mut pos = tokens.len() as i32;
-    let mut idx = batch.n_tokens() - 1;
-    while out.len() < max_tokens {
-        let t = sampler.sample(&ctx, idx);
-        if model.vocab().is_eog(t) {
-            break;
-        }
-        out.push(t.0 as u32);
-        batch.clear();
-        batch.add(t, pos, &[0], true).unwrap();
-        ctx.decode(&mut batch).unwrap();
-        pos += 1;
-        idx = 0;
-    }
-    (out, tokens.len())
+    let threads = tabagent_host::hardware::default_threads();
+    let p = LoopParams { threads, max_tokens, prompt_reps: 0 };
+    let (_, tokens, prompt_len) = greedy_loop(backend, &model, prompt, p).unwrap();
+    (tokens, prompt_len)
 }
 
 fn tokens(v: &Value) -> Vec<u64> {

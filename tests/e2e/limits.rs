@@ -1,10 +1,11 @@
 //! Hostile guests: each abuse is stopped or refused with a clear message, and the same host then
 //! serves a normal guest. Figures (how long a stop took) are printed.
 
+use crate::guests::{ABUSE, METADATA};
 use std::time::{Duration, Instant};
-use tabagent_host::runtime::{GuestConfig, RunOutcome};
+use tabagent_host::runtime::{GuestConfig, RunError, RunOutcome};
 use tabagent_host::sandbox::GuestLimits;
-use tabagent_tests::{guest, host, smollm2};
+use tabagent_tests::{app, host, smollm2};
 
 fn config(args: &[&str], sandbox: GuestLimits) -> GuestConfig {
     GuestConfig {
@@ -16,8 +17,8 @@ fn config(args: &[&str], sandbox: GuestLimits) -> GuestConfig {
     }
 }
 
-async fn abuse(args: &[&str], sandbox: GuestLimits) -> (anyhow::Result<RunOutcome>, Duration) {
-    let component = host().compile_file(&guest("abuse")).unwrap();
+async fn abuse(args: &[&str], sandbox: GuestLimits) -> (Result<RunOutcome, RunError>, Duration) {
+    let component = app(host(), ABUSE);
     let start = Instant::now();
     let r = host().run(&component, config(args, sandbox)).await;
     (r, start.elapsed())
@@ -25,7 +26,7 @@ async fn abuse(args: &[&str], sandbox: GuestLimits) -> (anyhow::Result<RunOutcom
 
 /// The host still serves a well-behaved guest.
 async fn still_serving() {
-    let v = tabagent_tests::run_json("metadata", smollm2(), &[]).await;
+    let v = tabagent_tests::run_json(METADATA, smollm2(), &[]).await;
     assert_eq!(v["vocab_size"], 49152);
 }
 
@@ -36,9 +37,10 @@ fn deadline(ms: u64) -> GuestLimits {
 #[tokio::test]
 async fn an_endless_loop_is_stopped_at_the_deadline() {
     let (r, took) = abuse(&["loop"], deadline(500)).await;
-    let e = format!("{:#}", r.unwrap_err());
-    println!("loop {{}} stopped after {took:?} (deadline 500ms)");
-    assert!(e.contains("deadline"), "{e}");
+    let e = r.unwrap_err();
+    println!("loop {{}} stopped after {took:?} (deadline 500ms): {e}");
+    assert!(matches!(e, RunError::Deadline { in_host_call: false, .. }), "{e:?}");
+    assert!(e.to_string().contains("deadline of 500ms"), "{e}");
     assert!(took < Duration::from_millis(1500), "{took:?}");
     still_serving().await;
 }
@@ -46,9 +48,9 @@ async fn an_endless_loop_is_stopped_at_the_deadline() {
 #[tokio::test]
 async fn generation_past_the_deadline_stops() {
     let (r, took) = abuse(&["generate-forever"], deadline(1500)).await;
-    let e = format!("{:#}", r.unwrap_err());
-    println!("endless generation stopped after {took:?} (deadline 1.5s)");
-    assert!(e.contains("deadline"), "{e}");
+    let e = r.unwrap_err();
+    println!("endless generation stopped after {took:?} (deadline 1.5s): {e}");
+    assert!(matches!(e, RunError::Deadline { .. }), "{e:?}");
     assert!(took < Duration::from_millis(3000), "{took:?}");
     still_serving().await;
 }
@@ -69,8 +71,9 @@ async fn memory_growth_is_refused_at_the_limit() {
 #[tokio::test]
 async fn deep_recursion_traps() {
     let (r, _) = abuse(&["recursion"], GuestLimits::default()).await;
-    let e = format!("{:#}", r.unwrap_err());
-    assert!(e.contains("stack"), "{e}");
+    let e = r.unwrap_err();
+    assert!(matches!(e, RunError::StackOverflow { .. }), "{e:?}");
+    assert!(e.to_string().contains("stack"), "{e}");
     still_serving().await;
 }
 
@@ -95,7 +98,9 @@ async fn a_huge_argument_is_refused() {
     assert!(v["tokenize"]["error"]["message"].as_str().unwrap().contains("limit"));
     // Over the 64 MiB a host call may carry: refused before it is copied, with a trap.
     let (r, took) = abuse(&["big-argument", "256"], GuestLimits::default()).await;
-    let e = format!("{:#}", r.unwrap_err());
+    let e = r.unwrap_err();
+    assert!(matches!(e, RunError::Trap { .. }), "{e:?}");
+    let e = e.to_string();
     println!("256 MiB argument refused in {took:?}");
     assert!(e.contains("too much data"), "{e}");
     still_serving().await;
@@ -118,7 +123,9 @@ async fn max_tokens_of_u32_max_is_clamped_to_the_context() {
 async fn forged_and_stale_handles_trap_that_guest_only() {
     for abuse_kind in ["forged-handle", "stale-handle"] {
         let (r, _) = abuse(&[abuse_kind], GuestLimits::default()).await;
-        let e = format!("{:#}", r.unwrap_err());
+        let e = r.unwrap_err();
+        assert!(matches!(e, RunError::Trap { .. }), "{abuse_kind}: {e:?}");
+        let e = e.to_string();
         assert!(e.contains("handle"), "{abuse_kind}: {e}");
         still_serving().await;
     }
@@ -146,7 +153,7 @@ const TABLE_BOMB: &str = r#"
 
 #[tokio::test]
 async fn table_growth_is_refused_at_the_limit() {
-    let component = host().compile(TABLE_BOMB.as_bytes()).unwrap();
+    let component = host().command_from_bytes(TABLE_BOMB.as_bytes()).unwrap();
     let start = Instant::now();
     let out = host().run(&component, GuestConfig::default()).await.unwrap();
     println!("table bomb refused after {:?}", start.elapsed());
@@ -157,8 +164,11 @@ async fn table_growth_is_refused_at_the_limit() {
 #[tokio::test]
 async fn without_the_limit_the_table_bomb_would_grow_past_it() {
     // The check above can fail: with the limit lifted, the bomb's own assertion traps.
-    let component = host().compile(TABLE_BOMB.as_bytes()).unwrap();
+    let component = host().command_from_bytes(TABLE_BOMB.as_bytes()).unwrap();
     let sandbox = GuestLimits { table_elements: 4 << 20, ..GuestLimits::default() };
     let r = host().run(&component, GuestConfig { sandbox, ..GuestConfig::default() }).await;
-    assert!(r.is_err(), "with a 4 Mi limit the table passes 1 Mi elements and the bomb must trap");
+    assert!(
+        matches!(r, Err(RunError::Trap { .. })),
+        "with a 4 Mi limit the table passes 1 Mi elements and the bomb must trap: {r:?}"
+    );
 }

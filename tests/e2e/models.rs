@@ -1,11 +1,12 @@
 //! Model loading, metadata, tokenization, chat templates, embeddings, hardware and unloading,
 //! each through a real guest component and the real SmolLM2 model.
 
+use crate::guests::{EMBED, HARDWARE, METADATA, TOKENIZE, UNLOAD};
 use tabagent_tests::{error_kind, run_json, smollm2};
 
 #[tokio::test]
 async fn metadata_matches_the_gguf_file() {
-    let m = run_json("metadata", smollm2(), &[]).await;
+    let m = run_json(METADATA, smollm2(), &[]).await;
     assert_eq!(m["name"], "smollm2");
     assert_eq!(m["architecture"], "llama");
     assert_eq!(m["vocab_size"], 49152);
@@ -39,7 +40,7 @@ async fn metadata_matches_the_gguf_file() {
 #[tokio::test]
 async fn tokenize_round_trips_and_the_template_is_chatml() {
     let texts = ["Hello, world!", "  leading spaces and\nnewlines\t", "Ünïcödé – 日本語 🚀", "x"];
-    let v = run_json("tokenize", smollm2(), &texts).await;
+    let v = run_json(TOKENIZE, smollm2(), &texts).await;
     for round in v["rounds"].as_array().unwrap() {
         assert_eq!(round["back"], round["text"], "round trip of {}", round["text"]);
         assert!(!round["tokens"].as_array().unwrap().is_empty());
@@ -60,7 +61,7 @@ async fn embeddings_have_the_model_size_and_rank_similar_texts_higher() {
         "A cat was sitting on the mat.",
         "Quarterly revenue grew by eight percent in Europe.",
     ];
-    let v = run_json("embed", smollm2(), &texts).await;
+    let v = run_json(EMBED, smollm2(), &texts).await;
     assert_eq!(v["dims"], serde_json::json!([576, 576, 576]));
     for n in v["norms"].as_array().unwrap() {
         assert!((n.as_f64().unwrap() - 1.0).abs() < 1e-3, "not normalized: {n}");
@@ -74,7 +75,7 @@ async fn embeddings_have_the_model_size_and_rank_similar_texts_higher() {
 
 #[tokio::test]
 async fn hardware_agrees_with_the_host() {
-    let v = run_json("hardware", smollm2(), &[]).await;
+    let v = run_json(HARDWARE, smollm2(), &[]).await;
     let cpu = tabagent_host::hardware::cpu();
     assert_eq!(v["vendor"], cpu.vendor);
     assert_eq!(v["brand"], cpu.brand);
@@ -109,7 +110,7 @@ async fn hardware_agrees_with_the_host() {
 
 #[tokio::test]
 async fn unloading_a_model_in_use_drains_and_streams_end_cleanly() {
-    let v = run_json("unload", smollm2(), &[]).await;
+    let v = run_json(UNLOAD, smollm2(), &[]).await;
     assert_eq!(v["before"]["ok"], 4, "{v}");
     assert_eq!(
         v["loaded_before"],

@@ -1,22 +1,44 @@
-//! Helpers for the end-to-end tests: where the guest components and the model are, and a
-//! shared host to run guests on.
+//! Helpers for the end-to-end tests: the guest components (one constant each, generated at build
+//! time), the model, hosts to run guests on — one over llama.cpp, one over the fake engine —
+//! and the reference greedy loop the host is compared with.
+
+pub mod reference;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::OnceLock;
-use tabagent_host::runtime::{GuestConfig, Host, RunOutcome};
+use std::sync::{Arc, OnceLock};
+use tabagent_host::engine::fake::FakeEngine;
+use tabagent_host::registry::Registry;
+use tabagent_host::runtime::{CommandApp, GuestConfig, Host, HostOptions, RunOutcome};
+use tabagent_host::source::{ModelSource, UncheckedResolver};
+
+/// A guest component built by this crate's build script for wasm32-wasip2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guest {
+    /// Its name (the binary's name).
+    pub name: &'static str,
+    /// The component file.
+    pub path: &'static str,
+}
+
+impl Guest {
+    /// The component file, checked to exist.
+    pub fn path(&self) -> PathBuf {
+        let path = PathBuf::from(self.path);
+        assert!(path.is_file(), "guest component {} is missing", path.display());
+        path
+    }
+}
+
+/// Every guest as a constant, for crates that use a few of them (the benchmark).
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// A guest component built by this crate's build script, e.g. `guest("metadata")`.
-pub fn guest(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("TABAGENT_GUESTS_DIR")).join(format!("{name}.wasm"));
-    assert!(path.is_file(), "guest component {} is missing", path.display());
-    path
 }
 
 /// The default test model: `$TABAGENT_TEST_MODEL`, or `models/SmolLM2-135M-Instruct.Q4_1.gguf`.
@@ -54,36 +76,68 @@ pub fn host() -> &'static Host {
     HOST.get_or_init(|| Host::with_llama().expect("host"))
 }
 
-/// Grants of the default model as `smollm2`.
-pub fn smollm2() -> BTreeMap<String, PathBuf> {
-    BTreeMap::from([("smollm2".to_string(), model_path())])
+/// A host over the fake engine (no model, no llama.cpp), and the engine's counters; granted
+/// names load whatever path they name.
+pub fn fake_host() -> (Host, FakeEngine) {
+    let engine = FakeEngine::new();
+    let registry = Registry::with_resolver(Arc::new(engine.clone()), Arc::new(UncheckedResolver));
+    (Host::with_registry(registry, HostOptions::default()).expect("host"), engine)
 }
 
-/// Run a guest with the given models and arguments, capturing its output.
-pub async fn run(name: &str, models: BTreeMap<String, PathBuf>, args: &[&str]) -> RunOutcome {
-    let component = host().compile_file(&guest(name)).expect("compile guest");
+/// Grants of the default model as `smollm2`.
+pub fn smollm2() -> BTreeMap<String, ModelSource> {
+    BTreeMap::from([("smollm2".to_string(), ModelSource::File(model_path()))])
+}
+
+/// Grants of one name to one path (which need not exist).
+pub fn grant(name: &str, path: impl Into<PathBuf>) -> BTreeMap<String, ModelSource> {
+    BTreeMap::from([(name.to_string(), ModelSource::File(path.into()))])
+}
+
+/// A guest, prepared on `host`.
+pub fn app(host: &Host, guest: Guest) -> CommandApp {
+    host.load_command(&guest.path()).expect("prepare guest")
+}
+
+/// Run a guest on `host` with the given models and arguments, capturing its output.
+pub async fn run_on(
+    host: &Host,
+    guest: Guest,
+    models: BTreeMap<String, ModelSource>,
+    args: &[&str],
+) -> RunOutcome {
     let config = GuestConfig {
-        program: name.to_string(),
+        program: guest.name.to_string(),
         args: args.iter().map(|s| s.to_string()).collect(),
         models,
         ..GuestConfig::default()
     };
-    host().run(&component, config).await.expect("run guest")
+    host.run(&app(host, guest), config).await.expect("run guest")
 }
 
-/// Run a guest that prints one JSON line and parse it; fails the test if the guest failed.
-pub async fn run_json(name: &str, models: BTreeMap<String, PathBuf>, args: &[&str]) -> Value {
-    let out = run(name, models, args).await;
+/// Run a guest on the llama.cpp host.
+pub async fn run(guest: Guest, models: BTreeMap<String, ModelSource>, args: &[&str]) -> RunOutcome {
+    run_on(host(), guest, models, args).await
+}
+
+/// Parse the one JSON line a guest printed; fails the test if the guest failed.
+pub fn json_of(guest: Guest, out: &RunOutcome) -> Value {
     assert_eq!(
         out.exit_code,
         0,
-        "guest {name} failed: stdout={} stderr={}",
+        "guest {} failed: stdout={} stderr={}",
+        guest.name,
         out.stdout_text(),
         out.stderr_text()
     );
     let text = out.stdout_text();
     serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("guest {name} printed no JSON ({e}): {text}"))
+        .unwrap_or_else(|e| panic!("guest {} printed no JSON ({e}): {text}", guest.name))
+}
+
+/// Run a guest that prints one JSON line on the llama.cpp host and parse it.
+pub async fn run_json(guest: Guest, models: BTreeMap<String, ModelSource>, args: &[&str]) -> Value {
+    json_of(guest, &run(guest, models, args).await)
 }
 
 /// The `error.kind` of a `{"error": ...}` result, or `None` for `{"ok": ...}`.

@@ -64,12 +64,7 @@ impl Registry {
     pub fn load(&self, source: &ModelSource, options: &LoadOptions) -> LlmResult<Arc<dyn Model>> {
         let slot = {
             let mut slots = lock(&self.slots);
-            // Forget slots nobody uses: no load in progress and no live weights.
-            slots.retain(|_, s| {
-                Arc::strong_count(s) > 1
-                    || s.try_lock()
-                        .map_or(true, |w| w.as_ref().is_some_and(|w| w.strong_count() > 0))
-            });
+            prune(&mut slots);
             Arc::clone(slots.entry((source.clone(), options.clone())).or_default())
         };
         let mut weights = lock(&slot);
@@ -82,10 +77,20 @@ impl Registry {
         Ok(model)
     }
 
-    /// Load slots currently kept (loads in progress or weights alive), for tests.
+    /// Models in use: loads in progress and weights alive.
     pub fn slots(&self) -> usize {
-        lock(&self.slots).len()
+        let mut slots = lock(&self.slots);
+        prune(&mut slots);
+        slots.len()
     }
+}
+
+/// Forget the slots nobody uses: no load in progress and no live weights.
+fn prune(slots: &mut HashMap<(ModelSource, LoadOptions), Slot>) {
+    slots.retain(|_, s| {
+        Arc::strong_count(s) > 1
+            || s.try_lock().map_or(true, |w| w.as_ref().is_some_and(|w| w.strong_count() > 0))
+    });
 }
 
 #[cfg(test)]
@@ -150,8 +155,10 @@ mod tests {
         assert_eq!(engine.counters.live_models.load(SeqCst), 2);
         drop((m, m2));
         assert_eq!(engine.counters.live_models.load(SeqCst), 0);
-        let _ = r.load(&"/m/b.gguf".into(), &LoadOptions::default()).unwrap();
+        let b = r.load(&"/m/b.gguf".into(), &LoadOptions::default()).unwrap();
         assert_eq!(r.slots(), 1);
+        drop(b);
+        assert_eq!(r.slots(), 0);
         let e = r.load(&"/m/broken.gguf".into(), &LoadOptions::default()).err().unwrap();
         assert_eq!(e.kind(), "runtime");
     }

@@ -44,6 +44,40 @@ fn main() {
             }
             emit(&json!({ "held": handles.len(), "error": error }));
         }
+        "memory-abort" => {
+            // Ask for more than the limit at once, the way an unchecked allocation does: the
+            // allocator fails and the guest aborts (a trap) right after the host refused.
+            let v: Vec<u8> = vec![1; black_box(512 << 20)];
+            emit(&json!({ "unexpected": v.len() }));
+        }
+        "completion-churn" => {
+            // Start and drop a thousand completions, then hold model handles until refused: the
+            // count must still include the model and session held throughout.
+            let model = models::Model::load("smollm2", None).expect("load");
+            let options = inf::SessionOptions {
+                context_size: Some(256),
+                batch_size: None,
+                threads: None,
+                seed: None,
+            };
+            let s = inf::Session::create(&model, options).expect("session");
+            for _ in 0..1000 {
+                let c = s.stream(&inf::Prompt::Text("a".into()), &greedy(1)).expect("stream");
+                drop(c);
+            }
+            let mut handles = Vec::new();
+            let mut error = None;
+            for _ in 0..100_000 {
+                match models::Model::load("smollm2", None) {
+                    Ok(m) => handles.push(m),
+                    Err(e) => {
+                        error = Some(tabagent_test_programs::error_json(&e.into()));
+                        break;
+                    }
+                }
+            }
+            emit(&json!({ "held": handles.len(), "error": error }));
+        }
         "big-argument" => {
             let mib: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(256);
             let model = Model::load("smollm2").expect("load");

@@ -1,6 +1,7 @@
-//! The direct llama-cpp-2 generation loop that the benchmark measures everything against. Shared
-//! by `tabagent-bench` and the native peer (`benches/native-peer`, llama.cpp built for this CPU),
-//! so both run exactly the same code.
+//! The reference: a plain llama-cpp-2 greedy loop, shaped like llama-cpp-rs's `simple` example,
+//! that the end-to-end tests compare the host's tokens with and the benchmark measures the host
+//! against. One copy, used by the tests, by `tabagent-bench` and by the native peer
+//! (`benches/native-peer`, which includes this file), so all of them run exactly the same code.
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -22,44 +23,62 @@ chapters that follow we trace how";
 pub const CONTEXT: u32 = 2048;
 /// Batch and micro-batch size.
 pub const BATCH: u32 = 512;
-/// Extra prompt-only runs per repetition: one prompt decode is a single ~0.4 s call, too noisy
-/// on its own.
+/// Extra prompt-only runs per repetition in the benchmark: one prompt decode is a single
+/// ~0.4 s call, too noisy on its own.
 pub const PROMPT_REPS: usize = 4;
+
+/// How to run the loop.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopParams {
+    /// CPU threads.
+    pub threads: u32,
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// Extra prompt-only runs, each in a new context, before the one that generates.
+    pub prompt_reps: usize,
+}
 
 /// One run's figures: prompt tokens/s, decode tokens/s, and the whole run in ms.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Figures {
+    /// Prompt tokens decoded per second (median over the prompt runs).
     pub prompt_tps: f64,
+    /// Tokens generated per second, over the whole decode.
     pub decode_tps: f64,
     /// Decode rate from the median time per token (robust to bursts of noise); 0 when the
     /// run cannot see single tokens.
     pub step_tps: f64,
+    /// The whole run in ms.
     pub total_ms: f64,
+    /// Tokens generated.
     pub tokens: u32,
 }
 
-/// The direct loop, shaped like the engine's: decode the prompt, then sample / decode one token
-/// at a time; the last sampled token is not decoded.
-pub fn direct_loop(
+/// The direct loop, shaped like the engine's: decode the prompt (context [`CONTEXT`], batch
+/// [`BATCH`]), then sample greedily / decode one token at a time until end-of-generation or
+/// `max_tokens`; the last sampled token is not decoded. Returns the figures, the generated
+/// tokens and the prompt's length in tokens.
+pub fn greedy_loop(
     backend: &LlamaBackend,
     model: &LlamaModel,
-    threads: u32,
-    max_tokens: u32,
-) -> anyhow::Result<(Figures, Vec<u32>)> {
+    prompt: &str,
+    p: LoopParams,
+) -> anyhow::Result<(Figures, Vec<u32>, usize)> {
+    let LoopParams { threads, max_tokens, prompt_reps } = p;
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(CONTEXT))
         .with_n_batch(BATCH)
         .with_n_ubatch(BATCH)
         .with_n_threads(threads as i32)
         .with_n_threads_batch(threads as i32);
-    let prompt = model.vocab().tokenize(PROMPT.as_bytes(), true, true);
+    let prompt = model.vocab().tokenize(prompt.as_bytes(), true, true);
     let mut batch = LlamaBatch::new(BATCH as usize, 1);
     let last = prompt.len() - 1;
     let mut prompt_ms = Vec::new();
     let (mut t0, mut t1) = (Instant::now(), Instant::now());
     // Each prompt run in a new context, as the guest's runs each use a new session.
     let mut ctx = model.new_context(backend, params.clone())?;
-    for rep in 0..=PROMPT_REPS {
+    for rep in 0..=prompt_reps {
         if rep > 0 {
             drop(ctx);
             ctx = model.new_context(backend, params.clone())?;
@@ -108,7 +127,7 @@ pub fn direct_loop(
         total_ms: ms(t0, t2),
         tokens: out.len() as u32,
     };
-    Ok((figures, out))
+    Ok((figures, out, prompt.len()))
 }
 
 /// The median (upper median for even lengths); 0 for none.

@@ -1,0 +1,17 @@
+//! End-to-end tests: real guest components through `tabagent-host`, against the real SmolLM2
+//! model (most modules) or the fake engine (`fast`, no model needed).
+
+/// One constant per guest component, generated at build time from `tests/programs/src/bin` and
+/// the example apps. A guest that no test here runs is dead code, which fails the build.
+#[deny(dead_code)]
+mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests_tested.rs"));
+}
+
+mod cli;
+mod concurrency;
+mod errors;
+mod fast;
+mod generation;
+mod limits;
+mod models;
