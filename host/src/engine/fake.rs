@@ -100,7 +100,7 @@ impl Engine for FakeEngine {
             forced: false,
             path: None,
             features: vec!["SSE3".into()],
-            available: vec![KernelVariant { name: "fake".into(), score: 1 }],
+            available: vec![KernelVariant { name: "fake".into(), score: 1, not_picked: None }],
         })
     }
 }

@@ -307,9 +307,14 @@ pub struct CpuKernels {
 
 /// A CPU kernel variant and how well it suits this CPU.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KernelVariant {
     /// Variant name.
     pub name: String,
     /// Higher is better; 0 when this CPU lacks an instruction the variant needs.
     pub score: u32,
+    /// Why the engine does not pick this variant by itself although it runs here, if it does
+    /// not (a variant known to crash in this release); it can still be forced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_picked: Option<String>,
 }

@@ -1,7 +1,8 @@
 //! `tabagent:llm/hardware`: CPU, GPUs, CPU kernels, memory and the layer-split advice.
 
 use super::bindings::hardware as wit;
-use super::{HostResult, LlmView, blocking};
+use super::error::HostResult;
+use super::view::{LlmView, blocking};
 use crate::error::LlmError;
 use crate::hardware;
 use std::sync::Arc;

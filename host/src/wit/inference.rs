@@ -1,33 +1,15 @@
 //! `tabagent:llm/inference`: sessions, generation (whole or streamed) and embeddings.
 
 use super::bindings::inference as wit;
-use super::models::{ModelResource, to_chat};
-use super::{HostError, HostResult, LlmView, blocking};
-use crate::engine::{
-    FinishReason, GenerationStream, GenerationSummary, Model, Prompt, Session, StreamEvent,
-};
+use super::error::{HostError, HostResult};
+use super::models::to_chat;
+use super::resources::{CompletionResource, ModelResource, SessionResource};
+use super::view::{LlmView, blocking};
+use crate::engine::{FinishReason, GenerationStream, GenerationSummary, Prompt, StreamEvent};
 use crate::error::LlmError;
 use crate::params::{SamplingRequest, SessionRequest};
-use crate::registry::SessionTicket;
 use std::sync::Arc;
 use wasmtime::component::Resource;
-
-/// The `session` resource.
-pub struct SessionResource {
-    session: Arc<dyn Session>,
-    seed: u64,
-    _model: Arc<dyn Model>,
-    _ticket: SessionTicket,
-}
-
-/// The `completion` resource.
-pub struct CompletionResource {
-    stream: GenerationStream,
-    /// An event read ahead while joining pieces.
-    pending: Option<StreamEvent>,
-    outcome: Option<GenerationSummary>,
-    failed: bool,
-}
 
 fn sampling(o: wit::SamplingOptions) -> SamplingRequest {
     SamplingRequest {

@@ -1,197 +1,22 @@
 //! The `tabagent:llm` WIT interfaces over the [`registry`](crate::registry): one module per
-//! interface ([`hardware`], [`models`], [`inference`]), each with its resources and the
-//! conversions between WIT records and the crate's own types beside it.
+//! interface (`hardware`, `models`, `inference`), each converting between WIT records and the
+//! crate's own types; the resources they hand out ([`resources`]); the per-guest state and the
+//! view host calls borrow ([`LlmCtx`], [`LlmView`]).
 //!
 //! This is the only place that knows the generated bindings, and they stay private: the
 //! library's API is in the crate's types. Guest mistakes come back as `types.error` values
-//! (from [`LlmError`]); a bad handle or a host bug traps.
+//! (from [`crate::LlmError`]); a bad handle or a host bug traps.
 
+mod bindings;
+mod error;
 mod hardware;
 mod inference;
 mod models;
+pub mod resources;
 #[cfg(test)]
 mod tests;
+mod view;
 
-pub use inference::{CompletionResource, SessionResource};
-pub use models::ModelResource;
-
-use crate::error::LlmError;
-use crate::params::LlmLimits;
-use crate::registry::{GuestModels, Registry};
-use crate::source::ModelSource;
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use wasmtime::component::{HasData, ResourceTable, ResourceTableError};
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "llm",
-        imports: { default: async | trappable },
-        with: {
-            "tabagent:llm/models.model": crate::wit::ModelResource,
-            "tabagent:llm/inference.session": crate::wit::SessionResource,
-            "tabagent:llm/inference.completion": crate::wit::CompletionResource,
-        },
-        trappable_error_type: {
-            "tabagent:llm/types.error" => crate::wit::HostError,
-        },
-    });
-
-    pub use tabagent::llm::{hardware, inference, models, types};
-}
-
-use bindings::types;
-
-/// A failed host call: an error value for the guest, or a trap.
-#[derive(Debug)]
-pub enum HostError {
-    /// Returned to the guest as a `types.error` value.
-    Guest(LlmError),
-    /// Traps the guest (bad handle, host bug).
-    Trap(wasmtime::Error),
-}
-
-impl From<LlmError> for HostError {
-    fn from(e: LlmError) -> Self {
-        Self::Guest(e)
-    }
-}
-
-impl From<ResourceTableError> for HostError {
-    fn from(e: ResourceTableError) -> Self {
-        Self::Trap(e.into())
-    }
-}
-
-impl From<wasmtime::Error> for HostError {
-    fn from(e: wasmtime::Error) -> Self {
-        Self::Trap(e)
-    }
-}
-
-impl From<tokio::task::JoinError> for HostError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        Self::Guest(LlmError::runtime(format!("engine task failed: {e}")))
-    }
-}
-
-type HostResult<T> = Result<T, HostError>;
-
-fn to_wit_error(e: LlmError) -> types::Error {
-    match e {
-        LlmError::NotGranted(m) => types::Error::NotGranted(m),
-        LlmError::NotFound(m) => types::Error::NotFound(m),
-        LlmError::InvalidInput(m) => types::Error::InvalidInput(m),
-        LlmError::Unsupported(m) => types::Error::Unsupported(m),
-        LlmError::ResourceExhausted(m) => types::Error::ResourceExhausted(m),
-        LlmError::Unloaded(m) => types::Error::Unloaded(m),
-        LlmError::Runtime(m) => types::Error::Runtime(m),
-    }
-}
-
-impl types::Host for LlmView<'_> {
-    fn convert_error(&mut self, err: HostError) -> wasmtime::Result<types::Error> {
-        match err {
-            HostError::Guest(e) => Ok(to_wit_error(e)),
-            HostError::Trap(e) => Err(e),
-        }
-    }
-}
-
-/// Run blocking engine work off the async runtime.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, LlmError> + Send + 'static,
-) -> HostResult<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(HostError::from),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Per-guest state behind the `tabagent:llm` imports: what it may load and has loaded, its
-/// limits, and its count of live resources.
-pub struct LlmCtx {
-    models: GuestModels,
-    limits: LlmLimits,
-    resources: usize,
-    deadline: Option<std::time::Instant>,
-}
-
-impl LlmCtx {
-    /// A guest's state: it may load exactly the models in `grants` (name to source).
-    pub fn new(
-        registry: Arc<Registry>,
-        grants: BTreeMap<String, ModelSource>,
-        limits: LlmLimits,
-    ) -> Self {
-        Self { models: GuestModels::new(registry, grants), limits, resources: 0, deadline: None }
-    }
-
-    /// Generation stops with an error once `deadline` passes.
-    pub fn set_deadline(&mut self, deadline: std::time::Instant) {
-        self.deadline = Some(deadline);
-    }
-
-    /// Live `tabagent:llm` resources (models, sessions, completions) of this guest.
-    pub fn resources(&self) -> usize {
-        self.resources
-    }
-}
-
-/// What host calls borrow: the guest's state and its resource table.
-pub struct LlmView<'a> {
-    /// The guest's state.
-    pub ctx: &'a mut LlmCtx,
-    /// The guest's resources.
-    pub table: &'a mut ResourceTable,
-}
-
-/// Anything that can lend an [`LlmView`]; implement it for the store's data type.
-pub trait LlmViewProvider: Send {
-    /// Borrow the view.
-    fn llm(&mut self) -> LlmView<'_>;
-}
-
-struct HasLlm;
-
-impl HasData for HasLlm {
-    type Data<'a> = LlmView<'a>;
-}
-
-/// Add the `tabagent:llm` imports to a linker.
-pub fn add_to_linker<T: LlmViewProvider + 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-) -> wasmtime::Result<()> {
-    fn get<T: LlmViewProvider>(t: &mut T) -> LlmView<'_> {
-        t.llm()
-    }
-    bindings::Llm::add_to_linker::<T, HasLlm>(linker, get::<T>)
-}
-
-impl LlmView<'_> {
-    /// Push a new resource, within the guest's cap on live resources.
-    fn push<T: Send + 'static>(
-        &mut self,
-        value: T,
-    ) -> HostResult<wasmtime::component::Resource<T>> {
-        if self.ctx.resources >= self.ctx.limits.max_resources {
-            return Err(LlmError::ResourceExhausted(format!(
-                "a guest may hold at most {} models, sessions and completions at once",
-                self.ctx.limits.max_resources
-            ))
-            .into());
-        }
-        let r = self.table.push(value)?;
-        self.ctx.resources += 1;
-        Ok(r)
-    }
-
-    /// Delete a resource the guest dropped: gives back exactly what [`Self::push`] took.
-    fn delete<T: 'static>(&mut self, r: wasmtime::component::Resource<T>) -> wasmtime::Result<()> {
-        self.table.delete(r)?;
-        debug_assert!(self.ctx.resources > 0, "a resource was pushed past the count");
-        self.ctx.resources = self.ctx.resources.saturating_sub(1);
-        Ok(())
-    }
-}
+pub use error::HostError;
+pub use resources::{CompletionResource, ModelResource, SessionResource};
+pub use view::{LlmCtx, LlmView, LlmViewProvider, add_to_linker};

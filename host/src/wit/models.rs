@@ -1,15 +1,14 @@
 //! `tabagent:llm/models`: loading granted models, metadata, placement, tokens and templates.
 
 use super::bindings::models as wit;
-use super::{HostResult, LlmView, blocking};
+use super::error::HostResult;
+use super::resources::ModelResource;
+use super::view::{LlmView, blocking};
 use crate::engine::{ChatMessage, DeviceKind, Model};
 use crate::params::{LoadRequest, check_chat};
-use crate::registry::{ModelLease, ModelState};
+use crate::registry::ModelState;
 use std::sync::Arc;
 use wasmtime::component::Resource;
-
-/// The `model` resource: a guest's lease on a loaded model.
-pub struct ModelResource(pub(super) ModelLease);
 
 impl LlmView<'_> {
     /// The model behind a handle, or `unloaded`; a handle not in the table traps.

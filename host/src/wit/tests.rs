@@ -1,7 +1,8 @@
 //! The WIT glue against the fake engine: grants, sharing, streaming, lifecycle, limits, traps.
 
 use super::bindings::{inference as wit_inf, models as wit_models};
-use super::{HostError, LlmCtx, LlmView};
+use super::error::HostError;
+use super::view::{LlmCtx, LlmView};
 use crate::engine::fake::FakeEngine;
 use crate::params::LlmLimits;
 use crate::registry::Registry;

@@ -95,6 +95,11 @@ fn table(
                 };
                 let _ = writeln!(s, "         run here (score): {}", list(true));
                 let _ = writeln!(s, "         cannot run here: {}", list(false));
+                for v in by_score.iter().filter(|v| v.score > 0) {
+                    if let Some(why) = &v.not_picked {
+                        let _ = writeln!(s, "         not picked: {}: {why}", v.name);
+                    }
+                }
             }
         }
         Err(e) => {

@@ -82,6 +82,22 @@ impl BackendConfig {
     }
 }
 
+/// Variants the host does not pick by itself, with the reason: they score well on CPUs that
+/// have their instructions but crash there in this llama.cpp release. The `sapphirerapids`
+/// variant's AMX kernels pass `_tile_loadconfig` a tile configuration the compiler has
+/// optimized away, and the next tile instruction is illegal (seen on a Xeon with AMX: SIGILL in
+/// `tinygemm_kernel_amx` at the first prompt); llama.cpp's fix is pending upstream. They can
+/// still be forced with `--cpu-variant`.
+pub const NOT_PICKED: &[(&str, &str)] = &[(
+    "sapphirerapids",
+    "its AMX kernels crash with an illegal instruction in this llama.cpp release",
+)];
+
+/// Why the host does not pick `variant` by itself, if it does not.
+pub fn not_picked(variant: &str) -> Option<&'static str> {
+    NOT_PICKED.iter().find(|(n, _)| *n == variant).map(|(_, why)| *why)
+}
+
 /// A CPU variant module found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
@@ -166,7 +182,7 @@ pub fn choose<'a>(
         },
         None => candidates
             .iter()
-            .filter(|c| c.score > 0)
+            .filter(|c| c.score > 0 && not_picked(&c.name).is_none())
             // max_by_key keeps the last maximum; iterate in reverse so the first name wins.
             .rev()
             .max_by_key(|c| c.score)
@@ -218,7 +234,11 @@ pub(crate) fn load(config: &BackendConfig) -> Result<CpuKernels, LlmError> {
         features,
         available: candidates
             .iter()
-            .map(|c| KernelVariant { name: c.name.clone(), score: c.score })
+            .map(|c| KernelVariant {
+                name: c.name.clone(),
+                score: c.score,
+                not_picked: not_picked(&c.name).map(str::to_string),
+            })
             .collect(),
     })
 }
@@ -251,7 +271,7 @@ fn load_module(path: &Path) -> Result<llama_cpp_sys_2::ggml_backend_reg_t, LlmEr
     let c_path = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| LlmError::invalid(format!("{}: path has a NUL byte", path.display())))?;
     // SAFETY: a NUL-terminated path; ggml checks the module's score and API version itself.
-    let (reg, why) = super::backend::capture_errors(|| unsafe {
+    let (reg, why) = super::log::capture_errors(|| unsafe {
         llama_cpp_sys_2::ggml_backend_load(c_path.as_ptr())
     });
     if reg.is_null() {
@@ -365,6 +385,15 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].score, 0);
         assert!(found[0].error.is_some());
+    }
+
+    #[test]
+    fn variants_known_to_crash_are_not_picked_but_can_be_forced() {
+        let all = [c("sapphirerapids", 4032), c("x64", 1), c("zen4", 1984)];
+        assert_eq!(choose(&all, None).unwrap().name, "zen4");
+        assert_eq!(choose(&all, Some("sapphirerapids")).unwrap().name, "sapphirerapids");
+        let only = [c("sapphirerapids", 4032)];
+        assert!(choose(&only, None).is_err());
     }
 
     #[test]

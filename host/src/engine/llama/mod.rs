@@ -1,7 +1,7 @@
 //! The local engine: llama.cpp through `llama-cpp-2`.
 //!
-//! - [`backend`]: the one process-wide backend, llama.cpp's log, and the capture of the errors
-//!   it logs during a call;
+//! - [`backend`]: the one process-wide backend;
+//! - [`log`]: llama.cpp's log, and the capture of the errors it logs during a call;
 //! - [`cpu_variants`]: ggml's CPU kernels, picked for this CPU when the backend starts;
 //! - [`probe`]: new model files loaded first in a child process;
 //! - `scheduler`: per model, the thread that owns every llama.cpp context of that model;
@@ -13,6 +13,7 @@
 pub mod backend;
 pub mod cpu_variants;
 mod embed;
+pub mod log;
 pub mod probe;
 mod sampling;
 mod scheduler;
@@ -86,7 +87,7 @@ impl Engine for LlamaEngine {
             .with_use_mmap(options.use_mmap)
             .with_use_mlock(options.use_mlock);
         let (model, why) =
-            backend::capture_errors(|| LlamaModel::load_from_file(backend, path, &params));
+            log::capture_errors(|| LlamaModel::load_from_file(backend, path, &params));
         let model = model.map_err(|e| {
             let why = why.unwrap_or_else(|| e.to_string());
             LlmError::runtime(format!("llama.cpp could not load {}: {why}", path.display()))

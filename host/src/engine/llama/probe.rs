@@ -2,7 +2,8 @@
 //! process (`tabagent-host probe-model PATH`), so a file that makes llama.cpp abort kills only
 //! the child. Verdicts are kept per file (path, size, modification time).
 
-use super::backend::{backend, capture_errors};
+use super::backend::backend;
+use super::log::capture_errors;
 use crate::error::LlmError;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::model::LlamaModel;
