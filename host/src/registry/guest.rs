@@ -5,7 +5,7 @@
 //! sessions are still alive leaves it draining: the sessions finish, and the weights are freed
 //! when the last one ends.
 
-use super::Registry;
+use super::shared::Registry;
 use crate::engine::Model;
 use crate::error::{LlmError, LlmResult};
 use crate::source::ModelSource;

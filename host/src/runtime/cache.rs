@@ -9,9 +9,12 @@ use std::sync::{Arc, Mutex};
 /// Most prepared components kept.
 const CAPACITY: usize = 16;
 
+/// A prepared component: the hash of its bytes, the bytes, and its prepared form.
+type Entry<A> = (u64, Arc<[u8]>, A);
+
 /// A small least-recently-used cache of prepared components, keyed by their exact bytes.
 pub(super) struct AppCache<A> {
-    entries: Mutex<VecDeque<(u64, Arc<[u8]>, A)>>,
+    entries: Mutex<VecDeque<Entry<A>>>,
 }
 
 impl<A: Clone> AppCache<A> {

@@ -4,10 +4,13 @@
 //! with its own pre-instantiated form and its own way to call the guest; they share the store
 //! set-up ([`super::store`]) and the error kinds ([`RunError`]).
 
+use super::error::RunError;
+use super::guest::{GuestConfig, RunOutcome};
 use super::store::{GuestState, new_store};
-use super::{GuestConfig, Host, RunError, RunOutcome};
+use crate::registry::Registry;
+use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
@@ -28,85 +31,62 @@ impl CommandApp {
 /// Bytes of the guest's stderr kept in an error.
 const STDERR_TAIL: usize = 4096;
 
-impl Host {
-    /// Prepare a compiled component to run as a command.
-    pub fn command(&self, component: &Component) -> Result<CommandApp, RunError> {
-        let pre = self
-            .linker
-            .instantiate_pre(component)
-            .and_then(CommandPre::new)
-            .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
-        Ok(CommandApp { pre })
-    }
+/// Prepare a compiled component to run as a command against `linker`.
+pub(super) fn prepare(
+    linker: &Linker<GuestState>,
+    component: &Component,
+) -> Result<CommandApp, RunError> {
+    let pre = linker
+        .instantiate_pre(component)
+        .and_then(CommandPre::new)
+        .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
+    Ok(CommandApp { pre })
+}
 
-    /// Read, compile and prepare a command component (`.wasm` binary or `.wat` text); a file
-    /// seen before with the same bytes is served from memory.
-    pub fn load_command(&self, path: &std::path::Path) -> Result<CommandApp, RunError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| RunError::Read { path: path.to_path_buf(), message: e.to_string() })?;
-        self.commands.get_or_prepare(&bytes, || {
-            let component = self.compile(&bytes).map_err(|e| match e {
-                RunError::Compile { message, .. } => {
-                    RunError::Compile { path: Some(path.to_path_buf()), message }
-                }
-                other => other,
-            })?;
-            self.command(&component)
-        })
-    }
-
-    /// Compile and prepare a command component from bytes, served from memory when seen before.
-    pub fn command_from_bytes(&self, bytes: &[u8]) -> Result<CommandApp, RunError> {
-        self.commands.get_or_prepare(bytes, || self.command(&self.compile(bytes)?))
-    }
-
-    /// Run a command's `wasi:cli/run` export to the end.
-    ///
-    /// Returns the guest's exit code and captured output; an `Err` says why the guest could not
-    /// start or did not end by itself.
-    pub async fn run(&self, app: &CommandApp, guest: GuestConfig) -> Result<RunOutcome, RunError> {
-        let (mut store, captured) =
-            new_store(&self.wasm, &self.registry, self.options.fuel, &guest)?;
-        let command = app
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
-        // Epochs stop wasm code at the deadline; a guest blocked inside a host call (reading a
-        // stdin that never ends, say) is stopped by dropping the call a moment later.
-        let run = command.wasi_cli_run().call_run(&mut store);
-        let result = match guest.sandbox.deadline {
-            Some(d) => match tokio::time::timeout(d + Duration::from_secs(1), run).await {
-                Ok(r) => Some(r),
-                Err(_) => None,
-            },
-            None => Some(run.await),
-        };
-        let memory_refused = store.data().memory_refused();
-        // Free the guest's resources (sessions, models) before reporting.
-        drop(store);
-        let (stdout, stderr) = captured.map(|c| c.contents()).unwrap_or_default();
-        let tail = || {
-            String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(STDERR_TAIL)..])
-                .into_owned()
-        };
-        let exit_code = match result {
-            None => {
-                return Err(RunError::Deadline {
-                    limit: guest.sandbox.deadline.unwrap_or_default(),
-                    in_host_call: true,
-                    stderr_tail: tail(),
-                });
-            }
-            Some(Ok(Ok(()))) => 0,
-            Some(Ok(Err(()))) => 1,
-            Some(Err(e)) => match e.downcast_ref::<I32Exit>() {
-                Some(exit) => exit.0,
-                None => return Err(classify(&e, &guest, memory_refused, tail())),
-            },
-        };
-        Ok(RunOutcome { exit_code, stdout, stderr })
-    }
+/// Run a command's `wasi:cli/run` export to the end in a new store.
+pub(super) async fn run(
+    wasm: &wasmtime::Engine,
+    registry: &Arc<Registry>,
+    fuel_counting: bool,
+    app: &CommandApp,
+    guest: GuestConfig,
+) -> Result<RunOutcome, RunError> {
+    let (mut store, captured) = new_store(wasm, registry, fuel_counting, &guest)?;
+    let command = app
+        .pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
+    // Epochs stop wasm code at the deadline; a guest blocked inside a host call (reading a
+    // stdin that never ends, say) is stopped by dropping the call a moment later.
+    let run = command.wasi_cli_run().call_run(&mut store);
+    let result = match guest.sandbox.deadline {
+        Some(d) => tokio::time::timeout(d + Duration::from_secs(1), run).await.ok(),
+        None => Some(run.await),
+    };
+    let memory_refused = store.data().memory_refused();
+    // Free the guest's resources (sessions, models) before reporting.
+    drop(store);
+    let (stdout, stderr) = captured.map(|c| c.contents()).unwrap_or_default();
+    let tail = || {
+        String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(STDERR_TAIL)..]).into_owned()
+    };
+    let exit_code = match result {
+        None => {
+            return Err(RunError::Deadline {
+                limit: guest.sandbox.deadline.unwrap_or_default(),
+                in_host_call: true,
+                stderr_tail: tail(),
+            });
+        }
+        Some(Ok(Ok(()))) => 0,
+        Some(Ok(Err(()))) => 1,
+        Some(Err(e)) => match e.downcast_ref::<I32Exit>() {
+            Some(exit) => exit.0,
+            None => return Err(classify(&e, &guest, memory_refused, tail())),
+        },
+    };
+    Ok(RunOutcome { exit_code, stdout, stderr })
 }
 
 /// The kind of a trap: one of the sandbox's limits, or any other trap.

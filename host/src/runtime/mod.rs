@@ -92,6 +92,40 @@ impl Host {
         &self.registry
     }
 
+    /// Prepare a compiled component to run as a command.
+    pub fn command(&self, component: &Component) -> Result<CommandApp, RunError> {
+        command::prepare(&self.linker, component)
+    }
+
+    /// Read, compile and prepare a command component (`.wasm` binary or `.wat` text); a file
+    /// seen before with the same bytes is served from memory.
+    pub fn load_command(&self, path: &std::path::Path) -> Result<CommandApp, RunError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| RunError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        self.commands.get_or_prepare(&bytes, || {
+            let component = self.compile(&bytes).map_err(|e| match e {
+                RunError::Compile { message, .. } => {
+                    RunError::Compile { path: Some(path.to_path_buf()), message }
+                }
+                other => other,
+            })?;
+            self.command(&component)
+        })
+    }
+
+    /// Compile and prepare a command component from bytes, served from memory when seen before.
+    pub fn command_from_bytes(&self, bytes: &[u8]) -> Result<CommandApp, RunError> {
+        self.commands.get_or_prepare(bytes, || self.command(&self.compile(bytes)?))
+    }
+
+    /// Run a command's `wasi:cli/run` export to the end.
+    ///
+    /// Returns the guest's exit code and captured output; an `Err` says why the guest could not
+    /// start or did not end by itself.
+    pub async fn run(&self, app: &CommandApp, guest: GuestConfig) -> Result<RunOutcome, RunError> {
+        command::run(&self.wasm, &self.registry, self.options.fuel, app, guest).await
+    }
+
     /// Compile a component from bytes (`.wasm` binary or `.wat` text).
     pub fn compile(&self, bytes: &[u8]) -> Result<Component, RunError> {
         Component::new(&self.wasm, bytes)

@@ -10,6 +10,23 @@ fn depth(n: u64) -> u64 {
     if black_box(n) == 0 { 0 } else { depth(n - 1) + black_box(1) }
 }
 
+/// Load model handles (at most `most`) until the host refuses; print how many were held and the
+/// refusal.
+fn hold_models_until_refused(most: usize) {
+    let mut handles = Vec::new();
+    let mut error = None;
+    for _ in 0..most {
+        match models::Model::load("smollm2", None) {
+            Ok(m) => handles.push(m),
+            Err(e) => {
+                error = Some(tabagent_test_programs::error_json(&e.into()));
+                break;
+            }
+        }
+    }
+    emit(&json!({ "held": handles.len(), "error": error }));
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_default();
     match what.as_str() {
@@ -31,18 +48,7 @@ fn main() {
             emit(&json!({ "allocated_mib": kept.len() * 16 }));
         }
         "resources" => {
-            let mut handles = Vec::new();
-            let mut error = None;
-            for _ in 0..1_000_000 {
-                match models::Model::load("smollm2", None) {
-                    Ok(m) => handles.push(m),
-                    Err(e) => {
-                        error = Some(tabagent_test_programs::error_json(&e.into()));
-                        break;
-                    }
-                }
-            }
-            emit(&json!({ "held": handles.len(), "error": error }));
+            hold_models_until_refused(1_000_000);
         }
         "memory-abort" => {
             // Ask for more than the limit at once, the way an unchecked allocation does: the
@@ -65,18 +71,7 @@ fn main() {
                 let c = s.stream(&inf::Prompt::Text("a".into()), &greedy(1)).expect("stream");
                 drop(c);
             }
-            let mut handles = Vec::new();
-            let mut error = None;
-            for _ in 0..100_000 {
-                match models::Model::load("smollm2", None) {
-                    Ok(m) => handles.push(m),
-                    Err(e) => {
-                        error = Some(tabagent_test_programs::error_json(&e.into()));
-                        break;
-                    }
-                }
-            }
-            emit(&json!({ "held": handles.len(), "error": error }));
+            hold_models_until_refused(100_000);
         }
         "big-argument" => {
             let mib: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(256);
