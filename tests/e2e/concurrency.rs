@@ -140,3 +140,38 @@ async fn two_guests_load_one_model_at_once() {
     assert_eq!(a["vocab_size"], 49152);
     assert_eq!(a, b);
 }
+
+/// Chunked embeddings (64 tokens a step, pooled by the host) equal llama.cpp's own mean pooling
+/// over the whole text in one decode.
+#[test]
+fn chunked_embeddings_equal_one_pooled_decode() {
+    use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
+    use llama_cpp_2::llama_batch::LlamaBatch;
+    use llama_cpp_2::model::LlamaModel;
+    use llama_cpp_2::model::params::LlamaModelParams;
+    let text = "The quick brown fox jumps over the lazy dog while the river runs past the old mill. "
+        .repeat(6);
+    let registry = Registry::new(Arc::new(LlamaEngine::new()));
+    let model = registry.load(&ModelSource::File(model_path()), &LoadOptions::default()).unwrap();
+    let ours = model.embed(std::slice::from_ref(&text)).unwrap().remove(0);
+    let backend = tabagent_host::engine::llama::backend().unwrap();
+    let direct =
+        LlamaModel::load_from_file(backend, model_path(), &LlamaModelParams::default()).unwrap();
+    let params = LlamaContextParams::default()
+        .with_n_ctx(std::num::NonZeroU32::new(2048))
+        .with_n_batch(2048)
+        .with_n_ubatch(2048)
+        .with_embeddings(true)
+        .with_pooling_type(LlamaPoolingType::Mean);
+    let mut ctx = direct.new_context(backend, params).unwrap();
+    let tokens = direct.vocab().tokenize(text.as_bytes(), true, false);
+    assert!(tokens.len() > 64, "the text must span several chunks: {} tokens", tokens.len());
+    let mut batch = LlamaBatch::new(tokens.len(), 1);
+    batch.add_sequence(&tokens, 0, true).unwrap();
+    ctx.decode(&mut batch).unwrap();
+    let mut reference = ctx.embeddings_seq_ith(0).unwrap().to_vec();
+    tabagent_host::engine::normalize(&mut reference);
+    let cosine: f32 = ours.iter().zip(&reference).map(|(a, b)| a * b).sum();
+    println!("{} tokens: cosine to llama.cpp's pooled embedding {cosine:.6}", tokens.len());
+    assert!(cosine > 0.999, "cosine {cosine}");
+}
