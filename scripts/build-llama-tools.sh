@@ -21,7 +21,14 @@ if [ ! -f "$src/CMakeLists.txt" ]; then
   tar -xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp"
   cp -r "$tmp"/llama_cpp_python-*/vendor/llama.cpp/. "$src/"
 fi
+# llama.cpp's AMX kernels crash in this release (an invalid tile configuration); on a CPU with AMX
+# the native build leaves them out, as the host does.
+no_amx=""
+if grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then
+  no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+fi
 cmake -S "$src" -B "$tools/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+  -DCMAKE_C_FLAGS="$no_amx" -DCMAKE_CXX_FLAGS="$no_amx" \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
 cmake --build "$tools/build" -j "$(nproc)" --target llama-bench llama-completion >/dev/null
 mkdir -p "$tools/bin"
