@@ -149,8 +149,9 @@ fn chunked_embeddings_equal_one_pooled_decode() {
     use llama_cpp_2::llama_batch::LlamaBatch;
     use llama_cpp_2::model::LlamaModel;
     use llama_cpp_2::model::params::LlamaModelParams;
-    let text = "The quick brown fox jumps over the lazy dog while the river runs past the old mill. "
-        .repeat(6);
+    let text =
+        "The quick brown fox jumps over the lazy dog while the river runs past the old mill. "
+            .repeat(6);
     let registry = Registry::new(Arc::new(LlamaEngine::new()));
     let model = registry.load(&ModelSource::File(model_path()), &LoadOptions::default()).unwrap();
     let ours = model.embed(std::slice::from_ref(&text)).unwrap().remove(0);
