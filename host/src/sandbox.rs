@@ -61,7 +61,9 @@ impl GuestLimits {
     pub fn deadline_ticks(&self) -> u64 {
         match self.deadline {
             Some(d) => (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
-            None => u64::MAX,
+            // Far enough to never come, and far from overflowing when wasmtime adds the
+            // current epoch to it.
+            None => u64::MAX / 2,
         }
     }
 }
@@ -159,6 +161,6 @@ mod tests {
             GuestLimits { deadline: Some(Duration::from_millis(1)), ..GuestLimits::default() };
         assert_eq!(tiny.deadline_ticks(), 1);
         let none = GuestLimits { deadline: None, ..GuestLimits::default() };
-        assert_eq!(none.deadline_ticks(), u64::MAX);
+        assert_eq!(none.deadline_ticks(), u64::MAX / 2);
     }
 }

@@ -131,3 +131,15 @@ async fn a_component_that_is_not_a_command_is_refused_with_its_kind() {
     let e = host.load_command("/nonexistent/app.wasm".as_ref()).err().unwrap();
     assert!(matches!(e, RunError::Read { .. }), "{e:?}");
 }
+
+/// Without a deadline (`--timeout 0`) a guest runs to its end instead of being stopped at once.
+#[tokio::test]
+async fn a_guest_without_a_deadline_runs_to_its_end() {
+    let (host, _) = fake_host();
+    let sandbox = GuestLimits { deadline: None, ..GuestLimits::default() };
+    let config = GuestConfig { program: "sandbox".into(), sandbox, ..GuestConfig::default() };
+    // Let the epoch ticker tick first: the deadline is counted from the current epoch.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let out = host.run(&app(&host, SANDBOX), config).await.unwrap();
+    assert_eq!(out.exit_code, 0, "{}", out.stderr_text());
+}

@@ -61,7 +61,7 @@ pub(super) async fn run(
     // stdin that never ends, say) is stopped by dropping the call a moment later.
     let run = command.wasi_cli_run().call_run(&mut store);
     let result = match guest.sandbox.deadline {
-        Some(d) => tokio::time::timeout(d + Duration::from_secs(1), run).await.ok(),
+        Some(d) => tokio::time::timeout(d.saturating_add(Duration::from_secs(1)), run).await.ok(),
         None => Some(run.await),
     };
     let memory_refused = store.data().memory_refused();

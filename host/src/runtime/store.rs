@@ -91,8 +91,9 @@ pub(super) fn new_store(
         }
     };
     let mut llm = LlmCtx::new(Arc::clone(registry), guest.models.clone(), guest.limits.clone());
-    if let Some(d) = guest.sandbox.deadline {
-        llm.set_deadline(std::time::Instant::now() + d);
+    if let Some(at) = guest.sandbox.deadline.and_then(|d| std::time::Instant::now().checked_add(d))
+    {
+        llm.set_deadline(at);
     }
     let state = GuestState {
         wasi: wasi.build(),

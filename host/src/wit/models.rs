@@ -62,6 +62,8 @@ impl wit::HostModel for LlmView<'_> {
         options: Option<wit::LoadOptions>,
     ) -> HostResult<Resource<ModelResource>> {
         let source = self.ctx.models.source(&name)?.clone();
+        // Refuse before loading: a load the cap then refuses would leave the name admitted.
+        self.check_room()?;
         let request = options.map_or_else(LoadRequest::default, |o| LoadRequest {
             gpu_layers: o.gpu_layers,
             use_mmap: o.use_mmap,

@@ -103,8 +103,8 @@ pub fn add_to_linker<T: LlmViewProvider + 'static>(
 }
 
 impl LlmView<'_> {
-    /// Push a new resource, within the guest's cap on live resources.
-    pub(super) fn push<T: Send + 'static>(&mut self, value: T) -> HostResult<Resource<T>> {
+    /// Refuse with `resource-exhausted` when the guest holds as many resources as it may.
+    pub(super) fn check_room(&self) -> HostResult<()> {
         if self.ctx.resources >= self.ctx.limits.max_resources {
             return Err(LlmError::ResourceExhausted(format!(
                 "a guest may hold at most {} models, sessions and completions at once",
@@ -112,6 +112,12 @@ impl LlmView<'_> {
             ))
             .into());
         }
+        Ok(())
+    }
+
+    /// Push a new resource, within the guest's cap on live resources.
+    pub(super) fn push<T: Send + 'static>(&mut self, value: T) -> HostResult<Resource<T>> {
+        self.check_room()?;
         let r = self.table.push(value)?;
         self.ctx.resources += 1;
         Ok(r)

@@ -44,7 +44,8 @@ unsafe extern "C" fn log_to_tracing(
     match level {
         llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR => {
             tracing::error!(target: "llama.cpp", "{text}");
-            CAPTURED.with(|c| {
+            // `try_with`: a line logged while this thread's locals are torn down is not kept.
+            let _ = CAPTURED.try_with(|c| {
                 if let Ok(mut c) = c.try_borrow_mut()
                     && let Some(errors) = c.as_mut()
                     && errors.len() < MAX_CAPTURED

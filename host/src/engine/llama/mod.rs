@@ -296,6 +296,9 @@ impl Model for LlamaModelHandle {
     }
 
     fn embed(&self, texts: &[String]) -> LlmResult<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut inputs = Vec::with_capacity(texts.len());
         for (i, text) in texts.iter().enumerate() {
             let tokens = self.weights.model.vocab().tokenize(text.as_bytes(), true, false);
