@@ -148,8 +148,13 @@ impl GuestModels {
 
     /// The model behind a lease, or `unloaded` once its name was unloaded or replaced.
     pub fn model(&self, lease: &ModelLease) -> LlmResult<Arc<dyn Model>> {
+        self.entry(lease).map(|_| Arc::clone(&lease.model))
+    }
+
+    /// The entry a lease is valid for: its name loaded under the lease's epoch.
+    fn entry(&self, lease: &ModelLease) -> LlmResult<&LoadedEntry> {
         match self.loaded.get(&lease.name) {
-            Some(e) if e.epoch == lease.epoch => Ok(Arc::clone(&lease.model)),
+            Some(e) if e.epoch == lease.epoch => Ok(e),
             _ => Err(LlmError::Unloaded(format!(
                 "model '{}' was unloaded; load it again",
                 lease.name
@@ -164,14 +169,11 @@ impl GuestModels {
 
     /// A ticket for a new session over the lease's model.
     pub fn session_ticket(&self, lease: &ModelLease) -> LlmResult<SessionTicket> {
-        self.model(lease)?;
-        match self.loaded.get(&lease.name) {
-            Some(e) => Ok(SessionTicket {
-                _model_use: Arc::clone(&e.sessions),
-                _guest_use: Arc::clone(&self.live_sessions),
-            }),
-            None => Err(LlmError::Unloaded(lease.name.clone())),
-        }
+        let entry = self.entry(lease)?;
+        Ok(SessionTicket {
+            _model_use: Arc::clone(&entry.sessions),
+            _guest_use: Arc::clone(&self.live_sessions),
+        })
     }
 
     /// What this guest has loaded, loaded names first, then draining ones.
