@@ -37,9 +37,12 @@ pub mod bindings {
     });
 }
 
+mod pull;
+
 pub use bindings::tabagent::llm::hardware;
 pub use bindings::tabagent::llm::inference::{FinishReason, Generation, SessionOptions, Usage};
 pub use bindings::tabagent::llm::models::{LoadOptions, LoadedModel, ModelMetadata, ModelState};
+pub use pull::{Pull, PullProgress, PullState, allowed_pulls};
 
 use bindings::tabagent::llm::{inference as raw_inf, models as raw_models, types as raw_types};
 

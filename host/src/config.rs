@@ -1,9 +1,10 @@
-//! Grants from the command line (`--model NAME=PATH`, `--dir HOST::GUEST`, `--env K=V`) and
+//! Grants from the command line (`--model NAME=PATH|REPO[:QUANT]`, `--dir HOST::GUEST`, `--env K=V`) and
 //! from a TOML file (`--config tabagent.toml`):
 //!
 //! ```toml
 //! [models]
 //! smollm2 = "models/SmolLM2-135M-Instruct.Q4_1.gguf"   # relative to this file
+//! smol-hub = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_K_M"   # from the Hugging Face cache
 //!
 //! [[dirs]]
 //! host = "data"
@@ -42,6 +43,9 @@ pub enum ConfigError {
     /// A model name outside `[A-Za-z0-9._-]`.
     #[error("model name '{0}' may only use letters, digits, '.', '_' and '-'")]
     BadName(String),
+    /// A model source that is neither a usable path nor a valid hub reference.
+    #[error("--model {0}: {1}")]
+    BadSource(String, String),
     /// The config file could not be read or parsed.
     #[error("config file {path}: {message}")]
     File {
@@ -84,7 +88,9 @@ impl Grants {
             .filter(|(n, p)| !n.is_empty() && !p.is_empty())
             .ok_or_else(|| ConfigError::BadModel(spec.to_string()))?;
         check_name(name)?;
-        self.models.insert(name.to_string(), ModelSource::File(PathBuf::from(path)));
+        let source = ModelSource::parse(path, Path::new(""))
+            .map_err(|e| ConfigError::BadSource(name.to_string(), e.message().to_string()))?;
+        self.models.insert(name.to_string(), source);
         Ok(())
     }
 
@@ -121,7 +127,8 @@ impl Grants {
         let mut g = Grants::default();
         for (name, p) in file.models {
             check_name(&name)?;
-            g.models.insert(name, ModelSource::File(base.join(p)));
+            let source = ModelSource::parse(&p, base).map_err(|e| err(e.message().to_string()))?;
+            g.models.insert(name, source);
         }
         for d in file.dirs {
             g.dirs.push(DirGrant {
@@ -152,7 +159,7 @@ impl Grants {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileConfig {
     #[serde(default)]
-    models: BTreeMap<String, PathBuf>,
+    models: BTreeMap<String, String>,
     #[serde(default)]
     dirs: Vec<FileDir>,
     #[serde(default)]

@@ -39,6 +39,7 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod hardware;
+pub mod hub;
 pub mod params;
 pub mod registry;
 pub mod runtime;

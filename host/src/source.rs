@@ -1,13 +1,14 @@
 //! Where a granted model comes from, and the one step that turns it into something an engine
 //! can open.
 //!
-//! A grant names a [`ModelSource`]: a local file today; a file of a Hugging Face repository
-//! (pulled into the local cache) and a remote endpoint are the next kinds. A [`Resolver`] turns a
-//! source into a [`ResolvedModel`] — for a file: that it exists, its size and modification time,
-//! and its [format](crate::format), checked before any engine reads it.
+//! A grant names a [`ModelSource`]: a local file, or a file of a Hugging Face repository (pulled
+//! into the local cache, see [`crate::hub`]). A [`Resolver`] turns a source into a
+//! [`ResolvedModel`] — a local file: that it exists, its size and modification time, and its
+//! [format](crate::format), checked before any engine reads it.
 
 use crate::error::{LlmError, LlmResult};
 use crate::format::{self, ModelFormat};
+use crate::hub::HubRef;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -16,6 +17,8 @@ use std::time::SystemTime;
 pub enum ModelSource {
     /// A model file on this machine.
     File(PathBuf),
+    /// A GGUF file (or split set) of a Hugging Face repository, from the local cache.
+    Hub(HubRef),
 }
 
 impl ModelSource {
@@ -23,7 +26,28 @@ impl ModelSource {
     pub fn path(&self) -> Option<&Path> {
         match self {
             Self::File(p) => Some(p),
+            Self::Hub(_) => None,
         }
+    }
+
+    /// Read a grant's source as a user writes it: `hf:REPO[:FILE|:QUANT][@REV]` (also
+    /// `hf.co/…`, `huggingface.co/…`) is a hub model; so is `ORG/NAME[:…]` when no such local
+    /// path exists and it does not end in `.gguf`; anything else is a local path, taken
+    /// relative to `base`.
+    pub fn parse(spec: &str, base: &Path) -> LlmResult<Self> {
+        let explicit = ["hf:", "hf.co/", "huggingface.co/", "https://huggingface.co/"]
+            .iter()
+            .any(|p| spec.starts_with(p));
+        let local = base.join(spec);
+        let repo_part = spec.split([':', '@']).next().unwrap_or(spec);
+        let looks_like_repo = repo_part.matches('/').count() == 1
+            && !spec.starts_with(['.', '/', '~'])
+            && !repo_part.ends_with(".gguf")
+            && !local.exists();
+        if explicit || looks_like_repo {
+            return Ok(Self::Hub(HubRef::parse(spec)?));
+        }
+        Ok(Self::File(local))
     }
 }
 
@@ -31,7 +55,14 @@ impl std::fmt::Display for ModelSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::File(p) => write!(f, "{}", p.display()),
+            Self::Hub(r) => write!(f, "hf:{r}"),
         }
+    }
+}
+
+impl From<HubRef> for ModelSource {
+    fn from(r: HubRef) -> Self {
+        Self::Hub(r)
     }
 }
 
@@ -86,8 +117,12 @@ pub struct FileResolver;
 
 impl Resolver for FileResolver {
     fn resolve(&self, source: &ModelSource) -> LlmResult<ResolvedModel> {
-        let ModelSource::File(path) = source;
-        resolve_file(path)
+        match source {
+            ModelSource::File(path) => resolve_file(path),
+            ModelSource::Hub(r) => Err(LlmError::Unsupported(format!(
+                "hf:{r}: this host resolves local files only (no Hugging Face cache configured)"
+            ))),
+        }
     }
 }
 
@@ -114,8 +149,10 @@ pub struct UncheckedResolver;
 
 impl Resolver for UncheckedResolver {
     fn resolve(&self, source: &ModelSource) -> LlmResult<ResolvedModel> {
-        let ModelSource::File(path) = source;
-        Ok(ResolvedModel::unchecked(path.clone()))
+        match source {
+            ModelSource::File(path) => Ok(ResolvedModel::unchecked(path.clone())),
+            ModelSource::Hub(r) => Ok(ResolvedModel::unchecked(format!("/hub/{}", r.repo))),
+        }
     }
 }
 
@@ -134,5 +171,29 @@ mod tests {
         let e = FileResolver.resolve(&file.as_path().into()).unwrap_err();
         std::fs::remove_file(&file).unwrap();
         assert!(matches!(&e, LlmError::InvalidInput(m) if m.contains("not a GGUF")), "{e}");
+    }
+
+    #[test]
+    fn grants_name_local_files_or_hub_repositories() {
+        let base = Path::new("/nonexistent-base");
+        let hub = |s: &str| match ModelSource::parse(s, base).unwrap() {
+            ModelSource::Hub(r) => r,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(
+            hub("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_K_M").repo,
+            "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
+        );
+        assert_eq!(hub("hf:org/m").repo, "org/m");
+        assert_eq!(hub("hf.co/org/m:a.gguf@v2").revision, "v2");
+        for file in ["models/a.gguf", "./org/m", "/abs/m.gguf", "m.gguf", "a/b/c.gguf"] {
+            assert_eq!(
+                ModelSource::parse(file, base).unwrap(),
+                ModelSource::File(base.join(file)),
+                "{file}"
+            );
+        }
+        let e = ModelSource::parse("hf:../x", base).unwrap_err();
+        assert_eq!(e.kind(), "invalid-input", "{e}");
     }
 }

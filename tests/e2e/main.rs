@@ -13,5 +13,6 @@ mod concurrency;
 mod errors;
 mod fast;
 mod generation;
+mod hub;
 mod limits;
 mod models;

@@ -2,6 +2,7 @@
 
 use crate::engine::{Engine, LoadOptions, Model};
 use crate::error::LlmResult;
+use crate::hub::{Hub, HubResolver, PullPolicy};
 use crate::source::{FileResolver, ModelSource, Resolver};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -13,6 +14,7 @@ type Slot = Arc<Mutex<Option<Weak<dyn Model>>>>;
 pub struct Registry {
     engine: Arc<dyn Engine>,
     resolver: Arc<dyn Resolver>,
+    hub: Option<Arc<Hub>>,
     slots: Mutex<HashMap<(ModelSource, LoadOptions), Slot>>,
     default_threads: u32,
 }
@@ -22,19 +24,47 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Registry {
-    /// A registry over an engine, resolving local files with [`FileResolver`].
+    /// A registry over an engine: local files, and hub models from the Hugging Face cache the
+    /// environment names (pulled when missing).
     pub fn new(engine: Arc<dyn Engine>) -> Arc<Self> {
-        Self::with_resolver(engine, Arc::new(FileResolver))
+        match Hub::from_env() {
+            Ok(hub) => Self::with_hub(engine, HubResolver::new(Arc::new(hub), PullPolicy::Missing)),
+            Err(e) => {
+                tracing::warn!("no Hugging Face hub: {e}");
+                Self::with_resolver(engine, Arc::new(FileResolver))
+            }
+        }
     }
 
-    /// A registry over an engine and a resolver of its own.
+    /// A registry over an engine and a resolver of its own (no hub: guests cannot pull).
     pub fn with_resolver(engine: Arc<dyn Engine>, resolver: Arc<dyn Resolver>) -> Arc<Self> {
+        Self::build(engine, resolver, None)
+    }
+
+    /// A registry whose hub models resolve through `resolver`, and whose guests may pull (where
+    /// granted) through its hub.
+    pub fn with_hub(engine: Arc<dyn Engine>, resolver: HubResolver) -> Arc<Self> {
+        let hub = Arc::clone(resolver.hub());
+        Self::build(engine, Arc::new(resolver), Some(hub))
+    }
+
+    fn build(
+        engine: Arc<dyn Engine>,
+        resolver: Arc<dyn Resolver>,
+        hub: Option<Arc<Hub>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             engine,
             resolver,
+            hub,
             slots: Mutex::new(HashMap::new()),
             default_threads: crate::hardware::default_threads(),
         })
+    }
+
+    /// The hub guests pull through, if this registry has one.
+    pub fn hub(&self) -> Option<&Arc<Hub>> {
+        self.hub.as_ref()
     }
 
     /// The engine.

@@ -36,6 +36,9 @@ pub struct GuestConfig {
     pub args: Vec<String>,
     /// Granted models: the name the guest uses, and where the model comes from.
     pub models: BTreeMap<String, ModelSource>,
+    /// Hub repositories the guest may pull from (`*` matches any run of characters); none by
+    /// default.
+    pub allow_pull: Vec<String>,
     /// Granted directories.
     pub dirs: Vec<DirGrant>,
     /// Environment variables the guest sees (none by default).

@@ -91,6 +91,7 @@ pub(super) fn new_store(
         }
     };
     let mut llm = LlmCtx::new(Arc::clone(registry), guest.models.clone(), guest.limits.clone());
+    llm.allow_pulls(guest.allow_pull.clone());
     if let Some(at) = guest.sandbox.deadline.and_then(|d| std::time::Instant::now().checked_add(d))
     {
         llm.set_deadline(at);

@@ -10,10 +10,11 @@ wasmtime::component::bindgen!({
         "tabagent:llm/models.model": crate::wit::resources::ModelResource,
         "tabagent:llm/inference.session": crate::wit::resources::SessionResource,
         "tabagent:llm/inference.completion": crate::wit::resources::CompletionResource,
+        "tabagent:llm/pulls.pull": crate::wit::resources::PullResource,
     },
     trappable_error_type: {
         "tabagent:llm/types.error" => crate::wit::error::HostError,
     },
 });
 
-pub use tabagent::llm::{hardware, inference, models, types};
+pub use tabagent::llm::{hardware, inference, models, pulls, types};

@@ -1,5 +1,5 @@
 //! The `tabagent:llm` WIT interfaces over the [`registry`](crate::registry): one module per
-//! interface (`hardware`, `models`, `inference`), each converting between WIT records and the
+//! interface (`hardware`, `models`, `inference`, `pulls`), each converting between WIT records and the
 //! crate's own types; the resources they hand out ([`resources`]); the per-guest state and the
 //! view host calls borrow ([`LlmCtx`], [`LlmView`]).
 //!
@@ -12,11 +12,12 @@ mod error;
 mod hardware;
 mod inference;
 mod models;
+mod pulls;
 pub mod resources;
 #[cfg(test)]
 mod tests;
 mod view;
 
 pub use error::HostError;
-pub use resources::{CompletionResource, ModelResource, SessionResource};
+pub use resources::{CompletionResource, ModelResource, PullResource, SessionResource};
 pub use view::{LlmCtx, LlmView, LlmViewProvider, add_to_linker};

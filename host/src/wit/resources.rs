@@ -2,6 +2,7 @@
 //! them, and dropping one releases what it holds (a lease, a session, a generation).
 
 use crate::engine::{GenerationStream, GenerationSummary, Model, Session, StreamEvent};
+use crate::hub::PullTask;
 use crate::registry::{ModelLease, SessionTicket};
 use std::sync::Arc;
 
@@ -24,3 +25,7 @@ pub struct CompletionResource {
     pub(super) outcome: Option<GenerationSummary>,
     pub(super) failed: bool,
 }
+
+/// The `pull` resource: a pull running in the host. Dropping it leaves the pull running to
+/// its end (others may share it), but this guest no longer sees it.
+pub struct PullResource(pub(super) Arc<PullTask>);

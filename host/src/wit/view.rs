@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
-fn to_wit_error(e: LlmError) -> types::Error {
+pub(super) fn to_wit_error(e: LlmError) -> types::Error {
     match e {
         LlmError::NotGranted(m) => types::Error::NotGranted(m),
         LlmError::NotFound(m) => types::Error::NotFound(m),
@@ -49,6 +49,7 @@ pub struct LlmCtx {
     pub(super) limits: LlmLimits,
     resources: usize,
     pub(super) deadline: Option<std::time::Instant>,
+    pub(super) allow_pull: Vec<String>,
 }
 
 impl LlmCtx {
@@ -58,7 +59,19 @@ impl LlmCtx {
         grants: BTreeMap<String, ModelSource>,
         limits: LlmLimits,
     ) -> Self {
-        Self { models: GuestModels::new(registry, grants), limits, resources: 0, deadline: None }
+        Self {
+            models: GuestModels::new(registry, grants),
+            limits,
+            resources: 0,
+            deadline: None,
+            allow_pull: Vec::new(),
+        }
+    }
+
+    /// Let the guest pull from the hub repositories matching `patterns` (`*` matches any run
+    /// of characters); none by default.
+    pub fn allow_pulls(&mut self, patterns: Vec<String>) {
+        self.allow_pull = patterns;
     }
 
     /// Generation stops with an error once `deadline` passes.

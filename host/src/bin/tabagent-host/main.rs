@@ -3,13 +3,17 @@
 
 mod hw;
 mod inspect;
+mod models;
 mod out;
+mod progress;
+mod pull;
 mod run;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tabagent_host::engine::llama::{self, LlamaEngine, cpu_variants::BackendConfig};
+use tabagent_host::hub::{Hub, HubConfig};
 
 /// Exit code when the host itself could not run the guest (bad arguments, a component that
 /// does not compile or traps).
@@ -36,6 +40,9 @@ struct Cli {
     /// this executable, then the build tree [env: TABAGENT_BACKENDS_DIR]
     #[arg(long, global = true, value_name = "DIR")]
     backends_dir: Option<PathBuf>,
+    /// Use the Hugging Face cache only, never the network [env: HF_HUB_OFFLINE=1]
+    #[arg(long, global = true)]
+    offline: bool,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +53,18 @@ enum Command {
         echo 'Hi' | tabagent-host run chat.wasm --model smollm2=model.gguf\n\n\
         Exit codes: the app's own, or 126 when the host could not run it.")]
     Run(run::RunArgs),
+    /// Download a GGUF model from Hugging Face into the local cache, verified
+    #[command(after_help = "Examples:\n  \
+        tabagent-host pull HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_K_M\n  \
+        tabagent-host pull org/repo:model-Q8_0.gguf --revision 1a2b3c...\n\n\
+        The cache is Hugging Face's own (HF_HUB_CACHE, HF_HOME, ~/.cache/huggingface/hub); \
+        HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are honoured. Prints the cached file's path.")]
+    Pull(pull::PullArgs),
+    /// List, show and remove the models in the Hugging Face cache
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
     /// Show the CPU, GPUs and memory of this machine
     Hw {
         /// Print JSON instead of a table
@@ -103,12 +122,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let probe_args = probe_args(&backends);
     llama::configure(backends)?;
+    let mut hub_config = HubConfig::from_env();
+    hub_config.offline |= cli.offline;
     if matches!(cli.command, Command::Run(_) | Command::Inspect { .. }) {
         // Fail before any guest runs if llama.cpp cannot start (no CPU kernels, bad variant).
         llama::cpu_kernels()?;
     }
     match cli.command {
-        Command::Run(args) => run::run(args, probing_engine(probe_args)),
+        Command::Run(args) => run::run(args, probing_engine(probe_args), Hub::new(hub_config)?),
+        Command::Pull(args) => pull::pull(args, &Hub::new(hub_config)?).map(|()| ExitCode::SUCCESS),
+        Command::Models { command } => {
+            models::models(command, &Hub::new(hub_config)?, probing_engine(probe_args))
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Hw { json } => hw::hw(json).map(|()| ExitCode::SUCCESS),
         Command::ProbeModel { model } => {
             llama::probe_model_file(&model)?;

@@ -1,5 +1,6 @@
 //! `tabagent-host run`: run an app component's `wasi:cli/run` with the grants and limits given.
 
+use super::progress::Display;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -7,6 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tabagent_host::config::Grants;
 use tabagent_host::engine::llama::LlamaEngine;
+use tabagent_host::hub::{Hub, HubResolver, PullPolicy};
+use tabagent_host::registry::Registry;
 use tabagent_host::runtime::{GuestConfig, Host, HostOptions, Stdio};
 use tabagent_host::source::ModelSource;
 
@@ -14,9 +17,18 @@ use tabagent_host::source::ModelSource;
 pub struct RunArgs {
     /// The app component (.wasm)
     app: PathBuf,
-    /// Grant a model to the app under a name: NAME=PATH (repeatable)
-    #[arg(long = "model", short = 'm', value_name = "NAME=PATH")]
+    /// Grant a model to the app under a name: NAME=PATH, or NAME=ORG/REPO[:FILE|:QUANT][@REV]
+    /// for a model of the Hugging Face cache (repeatable)
+    #[arg(long = "model", short = 'm', value_name = "NAME=PATH|REPO")]
     models: Vec<String>,
+    /// When to download granted Hugging Face models: missing (not in the cache yet), never,
+    /// or always (check the hub for a newer commit)
+    #[arg(long, value_name = "WHEN", default_value = "missing")]
+    pull: PullPolicy,
+    /// Let the app pull models from Hugging Face repositories matching PATTERN (`*` matches
+    /// any run of characters, e.g. 'HuggingFaceTB/*'); none by default (repeatable)
+    #[arg(long = "allow-pull", value_name = "PATTERN")]
+    allow_pull: Vec<String>,
     /// Grant a host directory: HOST::GUEST, or HOST::GUEST:ro for read-only (repeatable)
     #[arg(long = "dir", value_name = "HOST::GUEST")]
     dirs: Vec<String>,
@@ -62,9 +74,10 @@ fn grants(args: &RunArgs) -> anyhow::Result<Grants> {
         grants.add_env(e)?;
     }
     for (name, source) in &grants.models {
-        let ModelSource::File(path) = source;
-        if !path.is_file() {
-            bail!("model '{name}': {} is not a file", path.display());
+        if let ModelSource::File(path) = source {
+            if !path.is_file() {
+                bail!("model '{name}': {} is not a file", path.display());
+            }
         }
     }
     for d in &grants.dirs {
@@ -75,8 +88,13 @@ fn grants(args: &RunArgs) -> anyhow::Result<Grants> {
     Ok(grants)
 }
 
-pub fn run(args: RunArgs, engine: LlamaEngine) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs, engine: LlamaEngine, hub: Hub) -> anyhow::Result<ExitCode> {
     let grants = grants(&args)?;
+    for p in &args.allow_pull {
+        if p.is_empty() || p.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            bail!("--allow-pull '{}': not a repository pattern", p.escape_debug());
+        }
+    }
     let mut guest = GuestConfig {
         program: args
             .app
@@ -86,6 +104,7 @@ pub fn run(args: RunArgs, engine: LlamaEngine) -> anyhow::Result<ExitCode> {
         models: grants.models,
         dirs: grants.dirs,
         env: grants.env,
+        allow_pull: args.allow_pull,
         stdio: Stdio::Inherit,
         ..GuestConfig::default()
     };
@@ -103,7 +122,9 @@ pub fn run(args: RunArgs, engine: LlamaEngine) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        let host = Host::with_options(Arc::new(engine), options)?;
+        let resolver = HubResolver::new(Arc::new(hub), args.pull).with_trackers(Display::factory());
+        let registry = Registry::with_hub(Arc::new(engine), resolver);
+        let host = Host::with_registry(registry, options)?;
         let app = host.load_command(&args.app)?;
         host.run(&app, guest).await
     })?;
