@@ -133,11 +133,20 @@ fn help_describes_every_subcommand() {
     let out = host(&["--help"], None);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for word in ["run", "hw", "inspect"] {
+    for word in ["run", "hw", "inspect", "pull", "models"] {
         assert!(help.contains(word), "{help}");
     }
     let run_help = text(&host(&["run", "--help"], None).stdout);
-    for word in ["--model", "--dir", "--env", "--config", "NAME=PATH", "Exit codes"] {
+    for word in [
+        "--model",
+        "--dir",
+        "--env",
+        "--config",
+        "NAME=PATH|REPO",
+        "--pull",
+        "--allow-pull",
+        "Exit codes",
+    ] {
         assert!(run_help.contains(word), "{run_help}");
     }
     let usage = host(&["frobnicate"], None);

@@ -421,3 +421,36 @@ async fn a_guest_without_allow_pull_is_refused_and_patterns_are_whole() {
     assert_eq!(cache_files(&cache), Vec::<String>::new());
     std::fs::remove_dir_all(&cache).unwrap();
 }
+
+#[test]
+fn a_split_model_is_pulled_as_a_set_and_the_token_goes_to_the_hub_only() {
+    let server = HubServer::start();
+    let part = |n: u8| Arc::new(vec![n; 300_000]);
+    server.add_file("org/big", C1, "big-Q8_0-00001-of-00002.gguf", part(1));
+    server.add_file("org/big", C1, "big-Q8_0-00002-of-00002.gguf", part(2));
+    server.add_file("org/big", C1, "big-Q4_0.gguf", part(3));
+    let cache = temp_dir("split");
+    let hub =
+        Hub::new(HubConfig { token: Some("hf_test_token".into()), ..config(&server, &cache) })
+            .unwrap();
+    let tracker = PullTracker::new();
+    let m = hub.pull(&HubRef::parse("org/big:Q8_0").unwrap(), &tracker).unwrap();
+    assert_eq!(m.files, ["big-Q8_0-00001-of-00002.gguf", "big-Q8_0-00002-of-00002.gguf"]);
+    assert!(m.path.ends_with("big-Q8_0-00001-of-00002.gguf"));
+    assert_eq!(m.size, 600_000);
+    let status = tracker.status();
+    assert_eq!((status.files_done, status.files_total, status.bytes_done), (2, 2, 600_000));
+    let second = m.path.with_file_name("big-Q8_0-00002-of-00002.gguf");
+    assert_eq!(std::fs::read(second).unwrap(), *part(2));
+    // Naming any part pulls (here: finds) the whole set.
+    let again =
+        hub.cached(&HubRef::parse("org/big:big-Q8_0-00002-of-00002.gguf").unwrap()).unwrap();
+    assert_eq!(again.map(|a| a.files), Some(m.files.clone()));
+    for r in server.requests() {
+        let to_hub = r.path.starts_with("/api/") || r.path.contains("/resolve/");
+        if to_hub {
+            assert_eq!(r.auth.as_deref(), Some("Bearer hf_test_token"), "{r:?}");
+        }
+    }
+    std::fs::remove_dir_all(&cache).unwrap();
+}

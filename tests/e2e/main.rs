@@ -9,6 +9,7 @@ mod guests {
 }
 
 mod cli;
+mod cli_hub;
 mod concurrency;
 mod errors;
 mod fast;

@@ -270,10 +270,10 @@ impl Hub {
         r.check()?;
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running.retain(|_, t| t.strong_count() > 0);
-        if let Some(task) = running.get(&r).and_then(Weak::upgrade) {
-            if !task.tracker().status().state.is_final() {
-                return Ok(task);
-            }
+        if let Some(task) = running.get(&r).and_then(Weak::upgrade)
+            && !task.tracker().status().state.is_final()
+        {
+            return Ok(task);
         }
         let task = PullTask::spawn(Arc::clone(self), r.clone())?;
         running.insert(r, Arc::downgrade(&task));

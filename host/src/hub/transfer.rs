@@ -153,20 +153,23 @@ fn download(client: &Client, meta: &FileMeta, part: &Path, tracker: &PullTracker
             ));
         }
         code => {
-            return Err(HubError::Http(format!("{}: the download answered HTTP {code}", meta.file)));
+            return Err(HubError::Http(format!(
+                "{}: the download answered HTTP {code}",
+                meta.file
+            )));
         }
     }
     if header("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html")) {
         return Err(refuse("the server sent an HTML page instead of the file".into()));
     }
     let want = meta.size - have;
-    if let Some(len) = header("content-length").and_then(|l| l.trim().parse::<u64>().ok()) {
-        if len != want {
-            return Err(refuse(format!(
-                "the server announced {len} bytes where {want} were expected (file size {})",
-                meta.size
-            )));
-        }
+    if let Some(len) = header("content-length").and_then(|l| l.trim().parse::<u64>().ok())
+        && len != want
+    {
+        return Err(refuse(format!(
+            "the server announced {len} bytes where {want} were expected (file size {})",
+            meta.size
+        )));
     }
     let mut body = response.into_body().into_reader();
     let mut buf = vec![0u8; CHUNK];

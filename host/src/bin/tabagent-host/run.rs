@@ -74,10 +74,10 @@ fn grants(args: &RunArgs) -> anyhow::Result<Grants> {
         grants.add_env(e)?;
     }
     for (name, source) in &grants.models {
-        if let ModelSource::File(path) = source {
-            if !path.is_file() {
-                bail!("model '{name}': {} is not a file", path.display());
-            }
+        if let ModelSource::File(path) = source
+            && !path.is_file()
+        {
+            bail!("model '{name}': {} is not a file", path.display());
         }
     }
     for d in &grants.dirs {
