@@ -124,8 +124,17 @@ fn a_pull_killed_mid_way_shows_nothing_and_the_next_pull_resumes() {
         assert!(start.elapsed() < Duration::from_secs(60), "the pull never got going");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let out = host(&server, &cache, &["models", "ps", "--json"]);
+    let ps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (ps[0]["repo"].as_str(), ps[0]["active"].as_bool()),
+        (Some(REPO), Some(true)),
+        "{ps}"
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    let out = host(&server, &cache, &["models", "ps"]);
+    assert!(text(&out.stdout).contains("interrupted (pull resumes it)"), "{}", text(&out.stdout));
     let kept = std::fs::metadata(&part).unwrap().len();
     let snapshot = cache.join("models--HuggingFaceTB--SmolLM2-135M-Instruct-GGUF/snapshots");
     assert!(!snapshot.exists() && !blob(&cache, &sha).exists(), "nothing visible after SIGKILL");

@@ -46,6 +46,20 @@ pub struct CachedFile {
     pub path: PathBuf,
 }
 
+/// A download that has not finished: a `.part` file in a repository's blobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartialDownload {
+    /// `org/name`.
+    pub repo: String,
+    /// The blob it will become.
+    pub blob: String,
+    /// Bytes received so far.
+    pub bytes: u64,
+    /// Whether a pull (in any process) is receiving it now; otherwise the next pull resumes it.
+    pub active: bool,
+}
+
 /// What a removal freed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -204,6 +218,34 @@ impl HubCache {
             .filter(|r| super::reference::check_repo(r).is_ok())
             .collect();
         out.sort();
+        out
+    }
+
+    /// Downloads in progress or interrupted, in every repository.
+    pub fn partials(&self) -> Vec<PartialDownload> {
+        let mut out = Vec::new();
+        for repo in self.repos() {
+            let blobs = self.repo_dir(&repo).join("blobs");
+            let Ok(entries) = std::fs::read_dir(&blobs) else { continue };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(blob) = name.strip_suffix(".part") else { continue };
+                let lock = blobs.join(format!("{blob}.lock"));
+                // A pull holds the lock while it receives; try it without waiting.
+                let active = std::fs::File::open(&lock).is_ok_and(|f| match f.try_lock() {
+                    Ok(()) => false,
+                    Err(std::fs::TryLockError::WouldBlock) => true,
+                    Err(std::fs::TryLockError::Error(_)) => false,
+                });
+                let bytes = e.metadata().map_or(0, |m| m.len());
+                out.push(PartialDownload {
+                    repo: repo.clone(),
+                    blob: blob.to_string(),
+                    bytes,
+                    active,
+                });
+            }
+        }
         out
     }
 

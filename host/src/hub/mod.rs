@@ -22,7 +22,7 @@ pub mod select;
 mod task;
 mod transfer;
 
-pub use cache::{CachedFile, HubCache, Removed};
+pub use cache::{CachedFile, HubCache, PartialDownload, Removed};
 pub use config::{HubConfig, PullPolicy};
 pub use progress::{PullObserver, PullState, PullStatus, PullTracker};
 pub use reference::{DEFAULT_REVISION, HubRef, Selector, is_commit};

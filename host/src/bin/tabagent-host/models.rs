@@ -29,6 +29,12 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show downloads in progress (in any process) and interrupted ones the next pull resumes
+    Ps {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove cached files, and the blobs no other file uses
     Rm {
         /// ORG/REPO (every file), or ORG/REPO:FILE or ORG/REPO:QUANT; @REVISION for one revision
@@ -150,6 +156,29 @@ pub fn models(command: ModelsCommand, hub: &Hub, engine: LlamaEngine) -> anyhow:
                 eprintln!("{}:{} at commit {}", model.repo, model.files.join(", "), model.commit);
             }
             super::inspect::inspect(&model.path, json, engine)
+        }
+        ModelsCommand::Ps { json } => {
+            let partials = hub.cache().partials();
+            if json {
+                return emit_json(&partials);
+            }
+            if partials.is_empty() {
+                eprintln!("no downloads in progress or interrupted");
+                return Ok(());
+            }
+            let mut s = String::new();
+            let _ = writeln!(s, "{:50}  {:16}  {:>10}  STATE", "REPOSITORY", "BLOB", "RECEIVED");
+            for p in &partials {
+                let state = if p.active { "downloading" } else { "interrupted (pull resumes it)" };
+                let blob = &p.blob[..p.blob.len().min(16)];
+                let _ = writeln!(
+                    s,
+                    "{:50}  {blob:16}  {:>10}  {state}",
+                    p.repo,
+                    HumanBytes(p.bytes).to_string()
+                );
+            }
+            emit(&s)
         }
         ModelsCommand::Rm { name } => {
             let (r, files) = matching(hub, &name)?;

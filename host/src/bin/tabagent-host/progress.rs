@@ -1,7 +1,7 @@
 //! A pull's progress on stderr: a progress bar (bytes, rate, time left) on a terminal, plain
 //! lines every few seconds otherwise (logs, CI, pipes).
 
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,7 +30,8 @@ impl Display {
     /// A display for a pull of `reference`; a bar when stderr is a terminal.
     pub fn new(reference: &HubRef) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(0);
+            // Drawn once the size is known (no empty 0 B/0 B bar while the hub is asked).
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
             bar.set_style(
                 ProgressStyle::with_template(
                     "{msg} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} ({eta})",
@@ -66,8 +67,14 @@ fn percent(s: &PullStatus) -> String {
 impl PullObserver for Display {
     fn update(&self, s: &PullStatus) {
         if let Some(bar) = &self.bar {
-            if let Some(t) = s.bytes_total {
+            if let Some(t) = s.bytes_total
+                && bar.is_hidden()
+                && !s.state.is_final()
+            {
                 bar.set_length(t);
+                bar.set_position(s.bytes_done);
+                bar.reset_eta();
+                bar.set_draw_target(ProgressDrawTarget::stderr());
             }
             bar.set_position(s.bytes_done);
             if let Some(f) = &s.file {
@@ -78,7 +85,11 @@ impl PullObserver for Display {
                     bar.set_message(format!("waiting for another pull of {}", self.label))
                 }
                 PullState::Verifying => bar.set_message("verifying sha256".to_string()),
-                PullState::Done => bar.finish_and_clear(),
+                PullState::Done => {
+                    bar.finish_and_clear();
+                    let size = HumanBytes(s.bytes_total.unwrap_or(s.bytes_done));
+                    eprintln!("pulled {}: {size}, verified", self.label);
+                }
                 PullState::Failed => bar.abandon(),
                 _ => {}
             }
