@@ -5,14 +5,18 @@
 use crate::guests::{GENERATE, PULL};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tabagent_host::engine::llama::LlamaEngine;
-use tabagent_host::hub::{Hub, HubConfig, HubError, HubRef, HubResolver, PullPolicy, PullTracker};
+use tabagent_host::hub::{
+    Hub, HubConfig, HubError, HubRef, HubResolver, PullObserver, PullPolicy, PullState, PullStatus,
+    PullTracker,
+};
 use tabagent_host::registry::Registry;
 use tabagent_host::runtime::{GuestConfig, Host, HostOptions};
 use tabagent_host::source::ModelSource;
-use tabagent_tests::hub_server::{Fault, HubServer, sha256_hex};
+use tabagent_tests::hub_server::{Fault, HubServer, git_blob_id, sha256_hex};
 use tabagent_tests::{app, json_of, model_path};
 
 pub const REPO: &str = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF";
@@ -28,6 +32,16 @@ pub fn smol() -> Arc<Vec<u8>> {
 fn smol_sha() -> &'static str {
     static SHA: OnceLock<String> = OnceLock::new();
     SHA.get_or_init(|| sha256_hex(&smol()))
+}
+
+/// The states a pull went through.
+#[derive(Default)]
+struct States(Mutex<Vec<PullState>>);
+
+impl PullObserver for States {
+    fn update(&self, s: &PullStatus) {
+        self.0.lock().unwrap().push(s.state);
+    }
 }
 
 /// A fresh, empty folder.
@@ -294,12 +308,18 @@ fn two_concurrent_pulls_of_one_file_download_it_once() {
     server.throttle(Some(150 << 20));
     let cache = temp_dir("concurrent");
     let (a, b) = (hub(&server, &cache), hub(&server, &cache));
+    let (ta, tb) = (Arc::new(States::default()), Arc::new(States::default()));
+    let (tracker_a, tracker_b) =
+        (PullTracker::observed(Arc::clone(&ta)), PullTracker::observed(Arc::clone(&tb)));
     let (ma, mb) = std::thread::scope(|s| {
-        let ha = s.spawn(|| a.pull(&q4_1(), &PullTracker::new()));
-        let hb = s.spawn(|| b.pull(&q4_1(), &PullTracker::new()));
+        let ha = s.spawn(|| a.pull(&q4_1(), &tracker_a));
+        let hb = s.spawn(|| b.pull(&q4_1(), &tracker_b));
         (ha.join().unwrap().unwrap(), hb.join().unwrap().unwrap())
     });
     assert_eq!(ma, mb);
+    let waited =
+        [&ta, &tb].iter().filter(|t| t.0.lock().unwrap().contains(&PullState::Waiting)).count();
+    assert_eq!(waited, 1, "one pull waited for the other: {:?} {:?}", ta.0, tb.0);
     assert_eq!(server.downloads().len(), 1, "{:?}", server.downloads());
     assert_eq!(sha256_hex(&std::fs::read(&ma.path).unwrap()), smol_sha());
     std::fs::remove_dir_all(&cache).unwrap();
@@ -365,7 +385,10 @@ async fn a_guests_pull_rises_to_done_while_another_guest_generates() {
     };
     let pull_app = app(&host, PULL);
     let started = Instant::now();
-    let pulling = host.run(&pull_app, puller);
+    let pulling = async {
+        let out = host.run(&pull_app, puller).await;
+        (out, started.elapsed())
+    };
     let generating = async {
         while server.downloads().is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -374,9 +397,8 @@ async fn a_guests_pull_rises_to_done_while_another_guest_generates() {
         let out = generate_on(&host, file_grant, "smol").await;
         (out, started.elapsed())
     };
-    let (pulled, (generated, generated_at)) = tokio::join!(pulling, generating);
+    let ((pulled, pull_ended), (generated, generated_at)) = tokio::join!(pulling, generating);
     let pulled = json_of(PULL, &pulled.unwrap());
-    let pull_ended = started.elapsed();
     assert!(generated["runs"][0]["generate"]["ok"]["text"].is_string(), "{generated}");
     assert!(generated_at < pull_ended, "the other guest finished while the pull ran");
     // Before the pull the granted name was not in the cache (and --pull never).
@@ -446,11 +468,74 @@ fn a_split_model_is_pulled_as_a_set_and_the_token_goes_to_the_hub_only() {
     let again =
         hub.cached(&HubRef::parse("org/big:big-Q8_0-00002-of-00002.gguf").unwrap()).unwrap();
     assert_eq!(again.map(|a| a.files), Some(m.files.clone()));
-    for r in server.requests() {
-        let to_hub = r.path.starts_with("/api/") || r.path.contains("/resolve/");
-        if to_hub {
+    let requests = server.requests();
+    assert_eq!(requests.iter().filter(|r| r.path.starts_with("/cdn/")).count(), 2);
+    for r in requests {
+        if r.path.starts_with("/cdn/") {
+            assert_eq!(r.auth, None, "the token never goes to the CDN: {r:?}");
+        } else {
             assert_eq!(r.auth.as_deref(), Some("Bearer hf_test_token"), "{r:?}");
         }
     }
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+#[test]
+fn files_stored_in_git_are_checked_against_their_blob_id() {
+    let server = HubServer::start();
+    let data = Arc::new(b"GGUF a small file kept in git".to_vec());
+    server.add_git_file("org/m", C1, "small.gguf", Arc::clone(&data), &git_blob_id(&data));
+    server.add_git_file("org/m", C1, "lying.gguf", Arc::clone(&data), &git_blob_id(b"other"));
+    let cache = temp_dir("git");
+    let hub = hub(&server, &cache);
+    let m = hub.pull(&HubRef::parse("org/m:small.gguf").unwrap(), &PullTracker::new()).unwrap();
+    assert_eq!(std::fs::read(&m.path).unwrap(), *data);
+    let e = hub.pull(&HubRef::parse("org/m:lying.gguf").unwrap(), &PullTracker::new()).unwrap_err();
+    assert!(matches!(&e, HubError::Integrity(msg) if msg.contains("git blob id mismatch")), "{e}");
+    // Fetched at the commit the hub named, not at the branch.
+    let got: Vec<_> = server.requests().into_iter().filter(|r| r.method == "GET").collect();
+    assert!(got.iter().all(|r| r.path.contains(&format!("/resolve/{C1}/"))), "{got:?}");
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+#[test]
+fn background_pulls_are_capped_cancellable_and_end_when_offline() {
+    let server = HubServer::start();
+    server.throttle(Some(64 << 10));
+    for i in 0..5 {
+        server.add_file("org/m", C1, &format!("m{i}-Q4_0.gguf"), Arc::new(vec![i; 4 << 20]));
+    }
+    let cache = temp_dir("cap");
+    let hub = Arc::new(hub(&server, &cache));
+    let start = |i: u8| hub.start_pull(HubRef::parse(&format!("org/m:m{i}-Q4_0.gguf")).unwrap());
+    let tasks: Vec<_> = (0..4).map(|i| start(i).unwrap()).collect();
+    // The same reference, spelt otherwise, joins its pull.
+    let again = hub.start_pull(HubRef::parse("org/m:m0-Q4_0.gguf@main").unwrap()).unwrap();
+    assert!(Arc::ptr_eq(&again, &tasks[0]));
+    let e = start(4).unwrap_err();
+    assert!(matches!(e, HubError::Busy(4)), "{e}");
+    for t in &tasks {
+        t.cancel();
+    }
+    for t in &tasks {
+        let mut s = t.status();
+        while !s.state.is_final() {
+            s = t.wait_change(&s, Duration::from_secs(5));
+        }
+        assert_eq!(s.state, PullState::Failed);
+        assert_eq!(t.result(), Some(Err(HubError::Cancelled)));
+    }
+    assert!(start(4).is_ok(), "cancelled pulls make room");
+    // Offline, a background pull of something not cached fails at once instead of hanging.
+    let offline =
+        Arc::new(Hub::new(HubConfig { offline: true, ..config(&server, &cache) }).unwrap());
+    let t = offline.start_pull(HubRef::parse("org/m:m3-Q4_0.gguf").unwrap()).unwrap();
+    let mut s = t.status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.state.is_final() && Instant::now() < deadline {
+        s = t.wait_change(&s, Duration::from_secs(1));
+    }
+    assert_eq!(s.state, PullState::Failed, "{s:?}");
+    assert!(matches!(t.result(), Some(Err(HubError::NotCached(..)))));
     std::fs::remove_dir_all(&cache).unwrap();
 }

@@ -46,6 +46,18 @@ struct Blob {
     data: Arc<Vec<u8>>,
     /// The SHA-256 the hub announces (the real one unless a test says otherwise).
     sha: String,
+    /// Stored in git itself, not LFS: served by `resolve` directly, with the git blob id as
+    /// its ETag.
+    git: bool,
+}
+
+/// The git blob id of bytes: `sha1("blob {len}\0" + bytes)`.
+pub fn git_blob_id(data: &[u8]) -> String {
+    use sha1::Digest as _;
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {}\0", data.len()).as_bytes());
+    h.update(data);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Default)]
@@ -67,30 +79,40 @@ pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A running server; it stops with the test process.
+/// A running server; it stops with the test process. The CDN listens on a port of its own, so
+/// it is another origin than the hub, as on the real hub.
 #[derive(Clone)]
 pub struct HubServer {
     endpoint: String,
+    cdn: String,
     state: Arc<Mutex<State>>,
 }
 
+fn listen(state: &Arc<Mutex<State>>, cdn: Arc<Mutex<String>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let s = Arc::clone(state);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let s = Arc::clone(&s);
+            let cdn = cdn.lock().unwrap().clone();
+            std::thread::spawn(move || {
+                let _ = serve(stream, &s, &cdn);
+            });
+        }
+    });
+    base
+}
+
 impl HubServer {
-    /// Start on a free port of 127.0.0.1.
+    /// Start on free ports of 127.0.0.1 (the hub, and its CDN).
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
-        let s = Arc::clone(&state);
-        let base = endpoint.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (s, base) = (Arc::clone(&s), base.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &s, &base);
-                });
-            }
-        });
-        Self { endpoint, state }
+        let cdn_base = Arc::new(Mutex::new(String::new()));
+        let cdn = listen(&state, Arc::clone(&cdn_base));
+        *cdn_base.lock().unwrap() = cdn.clone();
+        let endpoint = listen(&state, cdn_base);
+        Self { endpoint, cdn, state }
     }
 
     /// The value for `HF_ENDPOINT`.
@@ -122,7 +144,24 @@ impl HubServer {
         st.files
             .entry((repo.to_string(), commit.to_string()))
             .or_default()
-            .insert(file.to_string(), Blob { data, sha: sha.to_string() });
+            .insert(file.to_string(), Blob { data, sha: sha.to_string(), git: false });
+        st.refs.entry(repo.to_string()).or_default().insert("main".into(), commit.to_string());
+    }
+
+    /// Add a file stored in git itself (small files), announcing `etag` as its blob id.
+    pub fn add_git_file(
+        &self,
+        repo: &str,
+        commit: &str,
+        file: &str,
+        data: Arc<Vec<u8>>,
+        etag: &str,
+    ) {
+        let mut st = self.state();
+        st.files
+            .entry((repo.to_string(), commit.to_string()))
+            .or_default()
+            .insert(file.to_string(), Blob { data, sha: etag.to_string(), git: true });
         st.refs.entry(repo.to_string()).or_default().insert("main".into(), commit.to_string());
     }
 
@@ -143,6 +182,11 @@ impl HubServer {
     /// Send CDN bodies at about this many bytes per second.
     pub fn throttle(&self, bytes_per_sec: Option<u64>) {
         self.state().throttle = bytes_per_sec;
+    }
+
+    /// The CDN's origin.
+    pub fn cdn(&self) -> &str {
+        &self.cdn
     }
 
     /// Every request so far.
@@ -289,6 +333,14 @@ fn serve(stream: TcpStream, state: &Mutex<State>, base: &str) -> std::io::Result
         return not_found(&mut out, "EntryNotFound", head);
     };
     drop(st);
+    if blob.git {
+        let headers = [
+            ("X-Repo-Commit", commit),
+            ("ETag", format!("\"{}\"", blob.sha)),
+            ("Content-Length", blob.data.len().to_string()),
+        ];
+        return respond(&mut out, "200 OK", &headers, &blob.data, head);
+    }
     respond(
         &mut out,
         "302 Found",

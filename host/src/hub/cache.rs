@@ -147,11 +147,15 @@ impl HubCache {
         let Ok(real) = path.canonicalize() else {
             return Ok(None); // a dangling link: its blob was removed
         };
-        let root =
-            self.root.canonicalize().map_err(|e| io("cannot open the cache", &self.root, e))?;
-        if !real.starts_with(&root) {
+        // A snapshot file is a link into its own repository's blobs (or, where links are not
+        // available, a copy in the snapshot itself); anything else is not ours to open.
+        let inside = |dir: PathBuf| dir.canonicalize().is_ok_and(|d| real.starts_with(d));
+        let dir = self.repo_dir(repo);
+        let name = real.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let own = inside(dir.join("blobs")) || inside(dir.join("snapshots"));
+        if !own || name.ends_with(".part") || name.ends_with(".lock") {
             return Err(HubError::Unsafe(format!(
-                "{} leads outside the Hugging Face cache (to {}); refusing it",
+                "{} leads outside its repository's blobs in the Hugging Face cache (to {}); refusing it",
                 path.display(),
                 real.display()
             )));
@@ -312,11 +316,14 @@ impl HubCache {
         let remaining = self.list(Some(repo))?;
         let used: BTreeSet<&str> = remaining.iter().map(|f| f.blob.as_str()).collect();
         for blob in candidates {
-            if used.contains(blob.as_str()) {
+            let path = self.blob_path(repo, &blob);
+            // A pull holds the blob's lock while it receives or links it: leave it to the pull.
+            let lock = std::fs::File::open(super::transfer::lock_path(&path)).ok();
+            let busy = lock.as_ref().is_some_and(|l| l.try_lock().is_err());
+            if used.contains(blob.as_str()) || busy {
                 removed.blobs_kept.push(blob);
                 continue;
             }
-            let path = self.blob_path(repo, &blob);
             removed.bytes_freed += std::fs::metadata(&path).map_or(0, |m| m.len());
             std::fs::remove_file(&path).map_err(|e| io("cannot remove", &path, e))?;
             removed.blobs.push(blob);
@@ -337,9 +344,19 @@ impl HubCache {
                 let _ = std::fs::remove_file(self.repo_dir(repo).join("refs").join(r));
             }
         }
-        if live.is_empty() {
-            let dir = self.repo_dir(repo);
-            std::fs::remove_dir_all(&dir).map_err(|e| io("cannot remove", &dir, e))?;
+        let dir = self.repo_dir(repo);
+        let blobs_left = std::fs::read_dir(dir.join("blobs")).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().ends_with(".lock")))
+        });
+        if live.is_empty() && !blobs_left {
+            // Nothing left but lock files; a pull that holds one keeps the folder.
+            let busy = std::fs::read_dir(dir.join("blobs")).is_ok_and(|d| {
+                d.flatten()
+                    .any(|e| std::fs::File::open(e.path()).is_ok_and(|f| f.try_lock().is_err()))
+            });
+            if !busy {
+                std::fs::remove_dir_all(&dir).map_err(|e| io("cannot remove", &dir, e))?;
+            }
         }
         Ok(removed)
     }

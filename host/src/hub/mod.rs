@@ -2,8 +2,8 @@
 //! cache, and what is in it.
 //!
 //! Built on `hf-hub` 0.5 (sync): its cache layout (`models--org--name/{blobs,refs,snapshots}`,
-//! the one Python's `huggingface_hub` and Rust tools share), its repository naming and URLs, and
-//! its API client for a repository's file list. Around it, what it lacks: the transfer itself
+//! the one Python's `huggingface_hub` and Rust tools share) and its repository naming and URL
+//! forms. Around it, what it lacks: the transfer itself
 //! ([`transfer`]: resumable `Range` requests that check the status and `Content-Range`, a body
 //! bounded by the announced size, SHA-256 verification before anything becomes visible, a lock
 //! that waits instead of failing), the environment `huggingface_hub` honours ([`HubConfig`]),
@@ -81,6 +81,9 @@ pub enum HubError {
     /// The pull was cancelled.
     #[error("the pull was cancelled")]
     Cancelled,
+    /// Too many pulls run already.
+    #[error("{0} pulls are running already; wait for one to end")]
+    Busy(usize),
 }
 
 impl From<HubError> for LlmError {
@@ -92,10 +95,14 @@ impl From<HubError> for LlmError {
             HubError::NotFound(_) | HubError::NotCached(..) | HubError::NoMatch { .. } => {
                 LlmError::NotFound(e.to_string())
             }
+            HubError::Busy(_) => LlmError::ResourceExhausted(e.to_string()),
             _ => LlmError::Runtime(e.to_string()),
         }
     }
 }
+
+/// Most guest-started pulls that run at once in one host.
+pub const MAX_RUNNING_PULLS: usize = 4;
 
 /// Result of hub operations.
 pub type HubResult<T> = Result<T, HubError>;
@@ -184,8 +191,22 @@ impl Hub {
         Ok(Some(CachedModel { repo: r.repo.clone(), commit, files, path: paths.remove(0), size }))
     }
 
-    /// The model a reference means, pulled first if the policy says so. Blocks.
+    /// The model a reference means, pulled first if the policy says so. Blocks; reports to
+    /// `tracker` (which ends `Done` or `Failed`).
     pub fn ensure(
+        &self,
+        r: &HubRef,
+        policy: PullPolicy,
+        tracker: &PullTracker,
+    ) -> HubResult<CachedModel> {
+        let result = self.ensure_inner(r, policy, tracker);
+        if let Err(e) = &result {
+            tracker.fail(e);
+        }
+        result
+    }
+
+    fn ensure_inner(
         &self,
         r: &HubRef,
         policy: PullPolicy,
@@ -203,24 +224,24 @@ impl Hub {
                 } else {
                     "--pull never"
                 };
-                let cache = self.cache.root().display().to_string();
                 return Err(HubError::NotCached(
                     r.to_string(),
-                    format!("{cache}; {why}; pull it with `tabagent-host pull {r}`"),
+                    format!("{why}; pull it with `tabagent-host pull {r}`"),
                 ));
             }
         }
-        self.pull(r, tracker)
+        r.check()?;
+        self.pull_inner(r, tracker)
     }
 
     /// Ask the hub for the reference's files at its revision and download what the cache lacks,
     /// verifying each. Blocks; reports to `tracker`.
     pub fn pull(&self, r: &HubRef, tracker: &PullTracker) -> HubResult<CachedModel> {
-        r.check()?;
-        if self.config.offline {
-            return self.ensure(r, PullPolicy::Never, tracker);
-        }
-        let result = self.pull_inner(r, tracker);
+        let result = match r.check() {
+            Err(e) => Err(e),
+            Ok(()) if self.config.offline => self.ensure_inner(r, PullPolicy::Never, tracker),
+            Ok(()) => self.pull_inner(r, tracker),
+        };
         if let Err(e) = &result {
             tracker.fail(e);
         }
@@ -236,25 +257,23 @@ impl Hub {
                 select::choose(&r.to_string(), &listing, sel)?
             }
         };
-        let metas = files
-            .iter()
-            .map(|f| self.client.file_meta(&r.repo, &r.revision, f))
-            .collect::<HubResult<Vec<_>>>()?;
+        // The first file names the commit; the others are asked at that commit, so a branch
+        // that moves meanwhile cannot mix two commits' files.
+        let first = self.client.file_meta(&r.repo, &r.revision, &files[0])?;
+        let commit = first.commit.clone();
+        let mut metas = vec![first];
+        for f in &files[1..] {
+            metas.push(self.client.file_meta(&r.repo, &commit, f)?);
+        }
         let total = metas.iter().map(|m| m.size).sum();
         tracker.start(total, files.len());
-        let commit = metas[0].commit.clone();
         let mut paths = Vec::new();
         for (file, meta) in files.iter().zip(&metas) {
-            if meta.commit != commit {
-                return Err(HubError::Http(format!(
-                    "the hub moved {} while pulling (commit {} then {})",
-                    r.repo, commit, meta.commit
-                )));
-            }
             tracker.set_file(file);
             let blob = self.cache.blob_path(&r.repo, &meta.etag);
-            transfer::fetch(&self.client, meta, &blob, tracker, self.config.retries)?;
+            let lock = transfer::fetch(&self.client, meta, &blob, tracker, self.config.retries)?;
             paths.push(self.cache.link(&r.repo, &commit, file, &meta.etag)?);
+            drop(lock);
             tracker.file_done();
         }
         if !r.pinned() {
@@ -265,18 +284,21 @@ impl Hub {
     }
 
     /// Start a pull on a thread of its own, or join the one of the same reference already
-    /// running in this process. Returns at once.
+    /// running in this process. Returns at once. At most [`MAX_RUNNING_PULLS`] run at once;
+    /// more are refused with [`HubError::Busy`].
     pub fn start_pull(self: &Arc<Self>, r: HubRef) -> HubResult<Arc<PullTask>> {
         r.check()?;
+        let key = r.normalized();
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.retain(|_, t| t.strong_count() > 0);
-        if let Some(task) = running.get(&r).and_then(Weak::upgrade)
-            && !task.tracker().status().state.is_final()
-        {
+        running.retain(|_, t| t.upgrade().is_some_and(|t| !t.finished()));
+        if let Some(task) = running.get(&key).and_then(Weak::upgrade) {
             return Ok(task);
         }
-        let task = PullTask::spawn(Arc::clone(self), r.clone())?;
-        running.insert(r, Arc::downgrade(&task));
+        if running.len() >= MAX_RUNNING_PULLS {
+            return Err(HubError::Busy(MAX_RUNNING_PULLS));
+        }
+        let task = PullTask::spawn(Arc::clone(self), r)?;
+        running.insert(key, Arc::downgrade(&task));
         Ok(task)
     }
 }

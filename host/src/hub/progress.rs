@@ -3,6 +3,7 @@
 
 use super::HubError;
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,12 @@ pub trait PullObserver: Send + Sync {
     fn update(&self, status: &PullStatus);
 }
 
+impl<T: PullObserver + ?Sized> PullObserver for std::sync::Arc<T> {
+    fn update(&self, status: &PullStatus) {
+        (**self).update(status);
+    }
+}
+
 /// A pull's shared status.
 #[derive(Default)]
 pub struct PullTracker {
@@ -86,6 +93,9 @@ pub struct PullTracker {
     /// Bytes of files done before the current one.
     base: Mutex<u64>,
     last_tell: Mutex<Option<Instant>>,
+    cancelled: AtomicBool,
+    /// Whether any byte was received (a pull that found everything cached received none).
+    received: AtomicBool,
 }
 
 impl std::fmt::Debug for PullTracker {
@@ -107,6 +117,21 @@ impl PullTracker {
 
     fn lock(&self) -> MutexGuard<'_, PullStatus> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ask the pull to stop at its next step; what it received is kept for the next pull.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Self::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Whether the pull received any bytes (`false` when the cache already held everything).
+    pub fn received_bytes(&self) -> bool {
+        self.received.load(Ordering::Relaxed)
     }
 
     /// The status now.
@@ -158,6 +183,11 @@ impl PullTracker {
 
     pub(crate) fn set_file(&self, file: &str) {
         self.change(true, |s| s.file = Some(file.to_string()));
+    }
+
+    /// Bytes are arriving.
+    pub(crate) fn receiving(&self) {
+        self.received.store(true, Ordering::Relaxed);
     }
 
     /// The current file now has `done` bytes.

@@ -1,12 +1,12 @@
-//! The hub's HTTP protocol: a repository's file list (through `hf-hub`'s API client) and one
-//! file's metadata (`HEAD …/resolve/REV/FILE`: commit, ETag, size, where to download it), the
-//! way `huggingface_hub` reads them.
+//! The hub's HTTP protocol: a repository's file list (`GET /api/models/ORG/NAME/revision/REV`,
+//! the URL `hf-hub` forms) and one file's metadata (`HEAD …/resolve/REV/FILE`: commit, ETag,
+//! size, where to download it), the way `huggingface_hub` reads them. Every request has
+//! timeouts; the token goes to the hub's own host only.
 
 use super::config::HubConfig;
 use super::reference::{DEFAULT_REVISION, is_commit};
 use super::{HubError, HubResult};
-use hf_hub::api::sync::{Api, ApiBuilder};
-use hf_hub::{Cache, Repo, RepoType};
+use hf_hub::{Repo, RepoType};
 use serde::Deserialize;
 use std::time::Duration;
 use ureq::Agent;
@@ -22,19 +22,27 @@ pub(crate) struct FileMeta {
     pub etag: String,
     /// Its size in bytes.
     pub size: u64,
-    /// The SHA-256 to verify against (LFS files).
-    pub sha256: Option<String>,
+    /// What to verify the bytes against.
+    pub digest: Digest,
     /// Where to download it (the hub, or the CDN it redirects to).
     pub url: String,
     /// Whether `url` is on the hub's own host (the token is sent only there).
     pub same_host: bool,
 }
 
+/// What a file's bytes must hash to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Digest {
+    /// A file stored with Git LFS: its SHA-256 (`X-Linked-Etag`).
+    Sha256(String),
+    /// A file stored in Git itself: its blob id, `sha1("blob {len}\0" + bytes)` (the ETag).
+    GitSha1(String),
+}
+
 /// Talks to one hub.
 pub(crate) struct Client {
     endpoint: String,
     token: Option<String>,
-    api: Api,
     agent: Agent,
 }
 
@@ -69,19 +77,26 @@ fn origin(url: &str) -> &str {
     url[after..].find('/').map_or(url, |i| &url[..after + i])
 }
 
+/// A URL without any `user:password@` part, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    let host_end = url[after..].find('/').map_or(url.len(), |i| after + i);
+    match url[after..host_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..after], &url[after + at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn header<'a>(r: &'a ureq::http::Response<ureq::Body>, name: &str) -> Option<&'a str> {
     r.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 impl Client {
     pub fn new(config: &HubConfig) -> HubResult<Self> {
-        let api = ApiBuilder::from_cache(Cache::new(config.cache_dir.clone()))
-            .with_endpoint(config.endpoint.clone())
-            .with_token(config.token.clone())
-            .with_progress(false)
-            .with_user_agent("tabagent-host", env!("CARGO_PKG_VERSION"))
-            .build()
-            .map_err(|e| HubError::Http(format!("cannot set up the hub client: {e}")))?;
         let agent: Agent = Agent::config_builder()
             .max_redirects(0)
             .http_status_as_error(false)
@@ -92,7 +107,7 @@ impl Client {
             .timeout_per_read(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Ok(Self { endpoint: config.endpoint.clone(), token: config.token.clone(), api, agent })
+        Ok(Self { endpoint: config.endpoint.clone(), token: config.token.clone(), agent })
     }
 
     /// The agent downloads go through: no redirects followed, statuses returned, not raised.
@@ -105,16 +120,23 @@ impl Client {
         self.token.as_ref().map(|t| format!("Bearer {t}"))
     }
 
+    fn unreachable(&self, e: ureq::Error) -> HubError {
+        HubError::Http(format!("cannot reach {}: {e}", redact(&self.endpoint)))
+    }
+
     /// The files of a repository at a revision.
     pub fn files(&self, repo: &str, revision: &str) -> HubResult<Vec<String>> {
         let r = Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string());
-        let mut response = match self.api.repo(r).info_request().query("blobs", "true").call() {
-            Ok(r) => r,
-            Err(ureq::Error::StatusCode(code)) => {
-                return Err(status_error(repo, revision, None, code, None));
-            }
-            Err(e) => return Err(HubError::Http(format!("cannot reach {}: {e}", self.endpoint))),
-        };
+        let mut req = self.agent.get(format!("{}/api/{}?blobs=true", self.endpoint, r.api_url()));
+        if let Some(auth) = self.auth() {
+            req = req.header("Authorization", auth);
+        }
+        let mut response = req.call().map_err(|e| self.unreachable(e))?;
+        let code = response.status().as_u16();
+        if code != 200 {
+            let kind = header(&response, "x-error-code").map(str::to_string);
+            return Err(status_error(repo, revision, None, code, kind));
+        }
         let info: RepoInfo =
             response.body_mut().with_config().limit(64 << 20).read_json().map_err(|e| {
                 HubError::Http(format!("{repo}: the hub's file list is unreadable: {e}"))
@@ -138,9 +160,7 @@ impl Client {
             if let Some(auth) = self.auth().filter(|_| origin(&url) == origin(&self.endpoint)) {
                 req = req.header("Authorization", auth);
             }
-            let response = req
-                .call()
-                .map_err(|e| HubError::Http(format!("cannot reach {}: {e}", self.endpoint)))?;
+            let response = req.call().map_err(|e| self.unreachable(e))?;
             let status = response.status().as_u16();
             let location = header(&response, "location").map(str::to_string);
             let has_meta = header(&response, "x-repo-commit").is_some();
@@ -149,10 +169,16 @@ impl Client {
                     url = format!("{}{loc}", origin(&url));
                 }
                 (300..=399, Some(loc)) if has_meta => {
-                    return self.meta_from(&response, file, loc);
+                    return self.meta_from(&response, repo, file, Some(loc));
                 }
-                (300..=399, Some(loc)) => url = loc,
-                (200..=299, _) => return self.meta_from(&response, file, url),
+                (300..=399, Some(_)) => {
+                    // As `huggingface_hub`: only the hub's own (relative) redirects are followed
+                    // for metadata; another host's headers are not the hub's word.
+                    return Err(HubError::Http(format!(
+                        "{repo}/{file}: the hub redirected elsewhere without the file's metadata"
+                    )));
+                }
+                (200..=299, _) => return self.meta_from(&response, repo, file, None),
                 (code, _) => {
                     let kind = header(&response, "x-error-code").map(str::to_string);
                     let message = header(&response, "x-error-message").map(str::to_string);
@@ -166,8 +192,9 @@ impl Client {
     fn meta_from(
         &self,
         r: &ureq::http::Response<ureq::Body>,
+        repo: &str,
         file: &str,
-        url: String,
+        cdn: Option<String>,
     ) -> HubResult<FileMeta> {
         let bad = |what: &str| HubError::Http(format!("{file}: the hub sent {what}"));
         let commit = header(r, "x-repo-commit").ok_or_else(|| bad("no X-Repo-Commit"))?;
@@ -189,20 +216,19 @@ impl Client {
             .trim()
             .parse::<u64>()
             .map_err(|_| bad("a malformed size"))?;
-        let sha256 = linked
-            .is_some()
-            .then(|| etag.to_ascii_lowercase())
-            .filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit()));
+        let digest = match (linked, header(r, "x-linked-size")) {
+            (Some(_), _) if is_hex(&etag, 64) => Digest::Sha256(etag.to_ascii_lowercase()),
+            (Some(_), _) => return Err(bad("an X-Linked-Etag that is not a SHA-256")),
+            (None, Some(_)) => return Err(bad("an LFS size without its X-Linked-Etag")),
+            (None, None) if is_hex(&etag, 40) => Digest::GitSha1(etag.to_ascii_lowercase()),
+            (None, None) => return Err(bad("an ETag that is neither a SHA-256 nor a git blob id")),
+        };
+        let commit = commit.to_ascii_lowercase();
+        // A file served by the hub itself is fetched at the commit just named, so a branch that
+        // moves in between cannot swap the bytes.
+        let url = cdn.unwrap_or_else(|| self.resolve_url(repo, &commit, file));
         let same_host = origin(&url) == origin(&self.endpoint);
-        Ok(FileMeta {
-            file: file.to_string(),
-            commit: commit.to_ascii_lowercase(),
-            etag,
-            size,
-            sha256,
-            url,
-            same_host,
-        })
+        Ok(FileMeta { file: file.to_string(), commit, etag, size, digest, url, same_host })
     }
 }
 
@@ -254,5 +280,7 @@ mod tests {
         );
         assert_eq!(origin("https://cdn.example/x/y"), "https://cdn.example");
         assert_eq!(origin("http://127.0.0.1:9"), "http://127.0.0.1:9");
+        assert_eq!(redact("https://u:secret@hub.example/x"), "https://hub.example/x");
+        assert_eq!(redact("http://127.0.0.1:9"), "http://127.0.0.1:9");
     }
 }

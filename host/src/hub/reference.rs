@@ -99,6 +99,19 @@ impl HubRef {
         }
     }
 
+    /// The same reference in one spelling: quantizations upper-case, commits lower-case (so
+    /// that `:q4_k_m` and `:Q4_K_M` are one pull).
+    pub fn normalized(&self) -> Self {
+        let mut r = self.clone();
+        if let Selector::Quant(q) = &mut r.selector {
+            *q = q.to_ascii_uppercase();
+        }
+        if is_commit(&r.revision) {
+            r.revision = r.revision.to_ascii_lowercase();
+        }
+        r
+    }
+
     /// Whether the revision is a commit (which never moves) rather than a branch or tag.
     pub fn pinned(&self) -> bool {
         is_commit(&self.revision)
@@ -145,15 +158,14 @@ pub fn check_repo(repo: &str) -> Result<(), HubError> {
     }
 }
 
-/// A branch, tag or commit: no `..`, no leading `/`, no control characters.
+/// A branch, tag or commit, by git's rules for ref names: `/`-separated parts that are not
+/// empty, do not start with `.` or end with `.lock`; no `..`; letters, digits, `.`, `_`, `-`.
 pub fn check_revision(rev: &str) -> Result<(), HubError> {
     let ok = !rev.is_empty()
         && rev.len() <= 128
-        && !rev.starts_with('/')
-        && !rev.starts_with('.')
         && !rev.contains("..")
-        && !rev.contains("//")
-        && rev.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+        && rev.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+        && rev.split('/').all(|p| !p.is_empty() && !p.starts_with('.') && !p.ends_with(".lock"));
     if ok {
         Ok(())
     } else {
@@ -193,6 +205,9 @@ mod tests {
         let r = HubRef::parse("org/m@0123456789abcdef0123456789abcdef01234567").unwrap();
         assert!(r.pinned());
         assert_eq!(r.selector, Selector::Only);
+        assert_eq!(HubRef::parse("org/m:a.gguf@refs/pr/1").unwrap().revision, "refs/pr/1");
+        let q = HubRef::parse("org/m:q4_k_m").unwrap().normalized();
+        assert_eq!(q, HubRef::parse("org/m:Q4_K_M").unwrap());
     }
 
     #[test]
@@ -209,6 +224,9 @@ mod tests {
             "org/m@../x",
             "org/m@/x",
             "org/m@a\0b",
+            "org/m@feature/",
+            "org/m@a/.b",
+            "org/m@main.lock",
             "org\0/m",
             "org/m/extra",
             "org/m:",

@@ -26,11 +26,28 @@ impl PullTask {
         std::thread::Builder::new()
             .name("tabagent-pull".into())
             .spawn(move || {
-                let r = hub.pull(&t.reference, &t.tracker);
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    hub.pull(&t.reference, &t.tracker)
+                }))
+                .unwrap_or_else(|_| {
+                    let e = HubError::Io("the pull stopped on an internal error".into());
+                    t.tracker.fail(&e);
+                    Err(e)
+                });
                 *t.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             })
             .map_err(|e| HubError::Io(format!("cannot start a pull thread: {e}")))?;
         Ok(task)
+    }
+
+    /// Whether the pull has ended (its result is stored).
+    pub fn finished(&self) -> bool {
+        self.result.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Ask the pull to stop; what it received is kept for the next pull.
+    pub fn cancel(&self) {
+        self.tracker.cancel();
     }
 
     /// What is being pulled.

@@ -7,9 +7,10 @@
 //! over. The body may not exceed the announced size, an HTML page is refused, and the SHA-256
 //! is checked before the file is renamed to its blob name — the only moment it becomes visible.
 
-use super::protocol::{Client, FileMeta};
+use super::protocol::{Client, Digest, FileMeta};
 use super::{HubError, HubResult, PullState, PullTracker};
-use sha2::{Digest, Sha256};
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -28,26 +29,70 @@ fn with_ext(blob: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Make sure the cache holds `meta`'s blob, complete and verified. Blocks.
+/// The exclusive lock on one blob, across threads and processes (`blobs/<etag>.lock`): held
+/// while the blob is received, linked or removed.
+pub(crate) struct BlobLock(#[allow(dead_code)] File);
+
+/// The lock file of a blob.
+pub(crate) fn lock_path(blob: &Path) -> PathBuf {
+    with_ext(blob, "lock")
+}
+
+/// Refuse a cache path that is a symbolic link (it could lead the write elsewhere).
+fn no_link(path: &Path) -> HubResult<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(HubError::Unsafe(format!(
+            "{} is a symbolic link; refusing to write through it",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Take a blob's lock, waiting for whoever holds it (another pull of the same blob); gives up
+/// when the pull is cancelled.
+pub(crate) fn lock_blob(blob: &Path, tracker: &PullTracker) -> HubResult<BlobLock> {
+    let dir = blob.parent().expect("a blob has a folder");
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
+    let lock_path = lock_path(blob);
+    no_link(&lock_path)?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| io("cannot create", &lock_path, e))?;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(BlobLock(lock)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if tracker.is_cancelled() {
+                    return Err(HubError::Cancelled);
+                }
+                tracker.set_state(PullState::Waiting);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", &lock_path, e)),
+        }
+    }
+}
+
+/// Make sure the cache holds `meta`'s blob, complete and verified. Blocks. The blob stays
+/// locked until the returned guard is dropped (after it is linked).
 pub(crate) fn fetch(
     client: &Client,
     meta: &FileMeta,
     blob: &Path,
     tracker: &PullTracker,
     retries: u32,
-) -> HubResult<()> {
+) -> HubResult<BlobLock> {
+    let lock = lock_blob(blob, tracker)?;
     let dir = blob.parent().expect("a blob has a folder");
-    std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
-    let lock_path = with_ext(blob, "lock");
-    let lock = File::create(&lock_path).map_err(|e| io("cannot create", &lock_path, e))?;
-    if lock.try_lock().is_err() {
-        tracker.set_state(PullState::Waiting);
-        lock.lock().map_err(|e| io("cannot lock", &lock_path, e))?;
-    }
+    no_link(blob)?;
     if let Ok(m) = std::fs::metadata(blob) {
         if m.len() == meta.size {
             tracker.file_bytes(meta.size);
-            return Ok(());
+            return Ok(lock);
         }
         // A blob of the wrong size is not the file the hub names: fetch it again.
         std::fs::remove_file(blob).map_err(|e| io("cannot remove", blob, e))?;
@@ -66,7 +111,13 @@ pub(crate) fn fetch(
                 );
                 std::thread::sleep(wait);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // An empty partial file is nothing to resume from.
+                if std::fs::metadata(&part).is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(&part);
+                }
+                return Err(e);
+            }
         }
     }
     tracker.set_state(PullState::Verifying);
@@ -75,8 +126,7 @@ pub(crate) fn fetch(
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
-    drop(lock);
-    Ok(())
+    Ok(lock)
 }
 
 /// 0.5 s, 1 s, 2 s … up to 8 s, with up to 25 % jitter.
@@ -123,6 +173,13 @@ fn download(client: &Client, meta: &FileMeta, part: &Path, tracker: &PullTracker
         let _ = std::fs::remove_file(part);
         HubError::Integrity(format!("{}: {why}; the download was deleted", meta.file))
     };
+    if header("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html")) {
+        // Not the file: what was received before is still good for the next pull.
+        return Err(HubError::Integrity(format!(
+            "{}: the server sent an HTML page instead of the file (HTTP {status})",
+            meta.file
+        )));
+    }
     match status {
         206 => {
             let range = header("content-range").unwrap_or_default();
@@ -159,9 +216,6 @@ fn download(client: &Client, meta: &FileMeta, part: &Path, tracker: &PullTracker
             )));
         }
     }
-    if header("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html")) {
-        return Err(refuse("the server sent an HTML page instead of the file".into()));
-    }
     let want = meta.size - have;
     if let Some(len) = header("content-length").and_then(|l| l.trim().parse::<u64>().ok())
         && len != want
@@ -175,6 +229,10 @@ fn download(client: &Client, meta: &FileMeta, part: &Path, tracker: &PullTracker
     let mut buf = vec![0u8; CHUNK];
     let mut got = 0u64;
     loop {
+        if tracker.is_cancelled() {
+            let _ = file.sync_data();
+            return Err(HubError::Cancelled);
+        }
         let n = match body.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -195,6 +253,7 @@ fn download(client: &Client, meta: &FileMeta, part: &Path, tracker: &PullTracker
         }
         file.write_all(&buf[..n]).map_err(|e| io("cannot write", part, e))?;
         got += n as u64;
+        tracker.receiving();
         tracker.file_bytes(have + got);
     }
     file.sync_data().map_err(|e| io("cannot write", part, e))?;
@@ -208,8 +267,8 @@ fn download(client: &Client, meta: &FileMeta, part: &Path, tracker: &PullTracker
     Ok(())
 }
 
-/// Check the complete `part` against the hub's SHA-256 (LFS files) and size; delete it if it
-/// does not match.
+/// Check the complete `part` against the hub's digest (SHA-256 for LFS files, the git blob id
+/// for others) and size; delete it if it does not match.
 fn verify(meta: &FileMeta, part: &Path) -> HubResult<()> {
     let mut file = File::open(part).map_err(|e| io("cannot open", part, e))?;
     let len = file.metadata().map_err(|e| io("cannot read", part, e))?.len();
@@ -220,18 +279,28 @@ fn verify(meta: &FileMeta, part: &Path) -> HubResult<()> {
     if len != meta.size {
         return Err(fail(format!("{len} bytes received, the hub announced {}", meta.size)));
     }
-    let Some(expected) = &meta.sha256 else { return Ok(()) };
     let mut head = [0u8; 16];
     let n = file.read(&mut head).map_err(|e| io("cannot read", part, e))?;
     file.seek(SeekFrom::Start(0)).map_err(|e| io("cannot read", part, e))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| io("cannot read", part, e))?;
-    let actual: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let (name, expected, actual) = match &meta.digest {
+        Digest::Sha256(expected) => {
+            let mut hasher = Sha256::new();
+            std::io::copy(&mut file, &mut hasher).map_err(|e| io("cannot read", part, e))?;
+            ("SHA-256", expected, hex(&hasher.finalize()))
+        }
+        Digest::GitSha1(expected) => {
+            let mut hasher = Sha1::new();
+            hasher.update(format!("blob {len}\0").as_bytes());
+            std::io::copy(&mut file, &mut hasher).map_err(|e| io("cannot read", part, e))?;
+            ("git blob id", expected, hex(&hasher.finalize()))
+        }
+    };
     if &actual != expected {
         let html = String::from_utf8_lossy(&head[..n]).trim_start().starts_with('<');
         let what = if html { " (it is an HTML page, not the file)" } else { "" };
         return Err(fail(format!(
-            "SHA-256 mismatch: the hub says {expected}, the file has {actual}{what}"
+            "{name} mismatch: the hub says {expected}, the file has {actual}{what}"
         )));
     }
     Ok(())

@@ -17,6 +17,7 @@ struct Plain {
     state: Option<PullState>,
     started: Instant,
     resumed_at: Option<u64>,
+    received: bool,
 }
 
 /// Shows one pull.
@@ -42,7 +43,13 @@ impl Display {
             bar.set_message(format!("pulling {reference}"));
             bar
         });
-        let plain = Plain { last: None, state: None, started: Instant::now(), resumed_at: None };
+        let plain = Plain {
+            last: None,
+            state: None,
+            started: Instant::now(),
+            resumed_at: None,
+            received: false,
+        };
         Self { label: reference.to_string(), bar, plain: Mutex::new(plain) }
     }
 
@@ -66,6 +73,18 @@ fn percent(s: &PullStatus) -> String {
 
 impl PullObserver for Display {
     fn update(&self, s: &PullStatus) {
+        let received = {
+            let mut p = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+            p.received |= s.state == PullState::Downloading;
+            p.received
+        };
+        if s.state == PullState::Done && !received {
+            if let Some(bar) = &self.bar {
+                bar.finish_and_clear();
+            }
+            eprintln!("{} is in the cache", self.label);
+            return;
+        }
         if let Some(bar) = &self.bar {
             if let Some(t) = s.bytes_total
                 && bar.is_hidden()
