@@ -23,7 +23,7 @@ fn main() {
     let status = Command::new(cargo)
         .current_dir(&root)
         .args(["build", "--release", "--target", "wasm32-wasip2", "--locked"])
-        .args(["-p", "tabagent-test-programs", "-p", "chat"])
+        .args(["-p", "tabagent-test-programs", "-p", "chat", "-p", "router"])
         .arg("--target-dir")
         .arg(&target)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -78,5 +78,6 @@ fn write_guest_list(root: &std::path::Path, guests: &std::path::Path, out: &std:
         .expect("write guests_tested.rs");
 }
 
-/// Example apps built with the test guests (each is a package and binary of that name).
-const EXAMPLES: &[&str] = &["chat"];
+/// Example components built with the test guests (each is a package, and a binary or library, of
+/// that name).
+const EXAMPLES: &[&str] = &["chat", "router"];

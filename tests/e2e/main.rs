@@ -17,3 +17,4 @@ mod generation;
 mod hub;
 mod limits;
 mod models;
+mod native_messaging;

@@ -25,7 +25,7 @@ mod transfer;
 pub use cache::{CachedFile, HubCache, PartialDownload, Removed};
 pub use config::{HubConfig, PullPolicy};
 pub use progress::{PullObserver, PullState, PullStatus, PullTracker};
-pub use reference::{DEFAULT_REVISION, HubRef, Selector, is_commit};
+pub use reference::{DEFAULT_REVISION, HubRef, Selector, is_commit, pattern_matches};
 pub use resolver::{HubResolver, TrackerFactory};
 pub use task::PullTask;
 

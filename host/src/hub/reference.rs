@@ -188,9 +188,48 @@ pub fn check_file(file: &str) -> Result<(), HubError> {
     }
 }
 
+/// Whether a repository id matches a pattern where `*` matches any run of characters
+/// (case-insensitive, as the hub's ids are).
+pub fn pattern_matches(pattern: &str, repo: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern.eq_ignore_ascii_case(repo);
+    }
+    let (p, r) = (pattern.to_ascii_lowercase(), repo.to_ascii_lowercase());
+    let parts: Vec<&str> = p.split('*').collect();
+    let mut rest = r.as_str();
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(x) => rest = x,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_match_whole_repository_ids() {
+        let matches = pattern_matches;
+        assert!(matches("*", "a/b"));
+        assert!(matches("HuggingFaceTB/*", "huggingfacetb/SmolLM2"));
+        assert!(matches("org/exact", "org/exact"));
+        assert!(!matches("org/exact", "org/exact2"));
+        assert!(!matches("HuggingFaceTB/*", "evil/HuggingFaceTB/x"));
+        assert!(matches("*/SmolLM2-*-GGUF", "x/SmolLM2-135M-GGUF"));
+        assert!(!matches("*/SmolLM2-*-GGUF", "x/SmolLM2-135M-GGUF-evil"));
+    }
 
     #[test]
     fn references_parse_into_repo_selector_and_revision() {

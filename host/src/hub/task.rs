@@ -1,5 +1,6 @@
 //! A pull running on a thread of its own, watched through its tracker: what a guest starts and
-//! polls while it goes on with other work.
+//! polls while it goes on with other work. A model already in the cache is done at once, without
+//! the network.
 
 use super::{CachedModel, Hub, HubError, HubRef, HubResult, PullStatus, PullTracker};
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ impl PullTask {
             .name("tabagent-pull".into())
             .spawn(move || {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    hub.pull(&t.reference, &t.tracker)
+                    hub.ensure(&t.reference, super::PullPolicy::Missing, &t.tracker)
                 }))
                 .unwrap_or_else(|_| {
                     let e = HubError::Io("the pull stopped on an internal error".into());

@@ -81,6 +81,8 @@ pub struct GuestModels {
     draining: Vec<Draining>,
     epoch: u64,
     live_sessions: Arc<()>,
+    /// Hub repositories (patterns) whose models the guest may load by reference.
+    allow_pull: Vec<String>,
 }
 
 impl GuestModels {
@@ -93,6 +95,7 @@ impl GuestModels {
             draining: Vec::new(),
             epoch: 0,
             live_sessions: Arc::new(()),
+            allow_pull: Vec::new(),
         }
     }
 
@@ -106,9 +109,24 @@ impl GuestModels {
         self.grants.keys().cloned().collect()
     }
 
-    /// The source granted under `name`, or `not-granted` listing what was granted.
-    pub fn source(&self, name: &str) -> LlmResult<&ModelSource> {
-        self.grants.get(name).ok_or_else(|| {
+    /// Let the guest also load hub models of repositories matching `patterns` by their
+    /// reference (`org/name[:FILE|:QUANT][@rev]`), as it may pull them.
+    pub fn allow_pulls(&mut self, patterns: Vec<String>) {
+        self.allow_pull = patterns;
+    }
+
+    /// The source granted under `name` — or, for a hub reference of a repository the guest may
+    /// pull from, that hub model — else `not-granted` listing what was granted.
+    pub fn source(&self, name: &str) -> LlmResult<ModelSource> {
+        if let Some(s) = self.grants.get(name) {
+            return Ok(s.clone());
+        }
+        if let Ok(r) = crate::hub::HubRef::parse(name)
+            && self.allow_pull.iter().any(|p| crate::hub::pattern_matches(p, &r.repo))
+        {
+            return Ok(ModelSource::Hub(r));
+        }
+        Err({
             let granted: Vec<&str> = self.grants.keys().map(String::as_str).collect();
             LlmError::NotGranted(format!(
                 "model '{name}' was not granted to this guest (granted: {})",

@@ -90,7 +90,7 @@ pub(super) async fn run(
 }
 
 /// The kind of a trap: one of the sandbox's limits, or any other trap.
-fn classify(
+pub(super) fn classify(
     e: &wasmtime::Error,
     guest: &GuestConfig,
     memory_refused: bool,

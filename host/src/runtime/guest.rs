@@ -22,6 +22,9 @@ pub struct DirGrant {
 pub enum Stdio {
     /// The host process's own stdin, stdout and stderr.
     Inherit,
+    /// No stdin; stdout and stderr both to the host process's stderr (for hosts whose own
+    /// stdout carries a protocol, such as native messaging).
+    Stderr,
     /// Stdin from the given bytes; stdout and stderr captured into [`RunOutcome`].
     #[default]
     Capture,

@@ -3,17 +3,20 @@
 //! A guest gets WASI preview 2 with nothing granted by default (no network, no environment, no
 //! host directories, closed stdin), plus the `tabagent:llm` imports with only the models named in
 //! its [`GuestConfig`]. Each world a guest can be run as has its entry point here, side by side:
-//! the command world ([`CommandApp`], `wasi:cli/run`) today.
+//! the command world ([`CommandApp`], `wasi:cli/run`) and the message-handler world
+//! ([`RouterApp`], `tabagent:llm/messages`, one long-lived instance per peer).
 
 mod cache;
 mod command;
 mod error;
 mod guest;
+mod router;
 mod store;
 
 pub use command::CommandApp;
 pub use error::RunError;
 pub use guest::{DirGrant, GuestConfig, RunOutcome, Stdio};
+pub use router::{Reply, RouterApp, RouterSession};
 pub use store::GuestState;
 
 use crate::engine::Engine;
@@ -45,6 +48,7 @@ pub struct Host {
     registry: Arc<Registry>,
     options: HostOptions,
     commands: AppCache<CommandApp>,
+    routers: AppCache<RouterApp>,
 }
 
 impl Host {
@@ -79,7 +83,14 @@ impl Host {
             .map_err(|e| setup("cannot link WASI", e))?;
         crate::wit::add_to_linker(&mut linker).map_err(|e| setup("cannot link tabagent:llm", e))?;
         crate::sandbox::start_epoch_ticker(&wasm);
-        Ok(Self { wasm, linker, registry, options, commands: AppCache::new() })
+        Ok(Self {
+            wasm,
+            linker,
+            registry,
+            options,
+            commands: AppCache::new(),
+            routers: AppCache::new(),
+        })
     }
 
     /// A host over llama.cpp.
@@ -124,6 +135,32 @@ impl Host {
     /// start or did not end by itself.
     pub async fn run(&self, app: &CommandApp, guest: GuestConfig) -> Result<RunOutcome, RunError> {
         command::run(&self.wasm, &self.registry, self.options.fuel, app, guest).await
+    }
+
+    /// Read, compile and prepare a message-handler component (exporting
+    /// `tabagent:llm/messages`); a file seen before with the same bytes is served from memory.
+    pub fn load_router(&self, path: &std::path::Path) -> Result<RouterApp, RunError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| RunError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        self.routers.get_or_prepare(&bytes, || {
+            let component = self.compile(&bytes).map_err(|e| match e {
+                RunError::Compile { message, .. } => {
+                    RunError::Compile { path: Some(path.to_path_buf()), message }
+                }
+                other => other,
+            })?;
+            router::prepare(&self.linker, &component)
+        })
+    }
+
+    /// Instantiate a message handler for one peer. `guest.sandbox.deadline` bounds each call
+    /// (`handle`, `poll`), not the session.
+    pub async fn start_router(
+        &self,
+        app: &RouterApp,
+        guest: GuestConfig,
+    ) -> Result<RouterSession, RunError> {
+        RouterSession::start(&self.wasm, &self.registry, self.options.fuel, app, guest).await
     }
 
     /// Compile a component from bytes (`.wasm` binary or `.wat` text).

@@ -28,6 +28,13 @@ impl GuestState {
     pub(super) fn memory_refused(&self) -> bool {
         self.limiter.memory_refused()
     }
+
+    /// Generation stops at `limit` from now (for hosts that bound each call, not the run).
+    pub(super) fn set_call_deadline(&mut self, limit: Option<std::time::Duration>) {
+        if let Some(at) = limit.and_then(|d| std::time::Instant::now().checked_add(d)) {
+            self.llm.set_deadline(at);
+        }
+    }
 }
 
 impl WasiView for GuestState {
@@ -77,6 +84,11 @@ pub(super) fn new_store(
     let captured = match guest.stdio {
         Stdio::Inherit => {
             wasi.inherit_stdio();
+            None
+        }
+        Stdio::Stderr => {
+            wasi.stdout(std::io::stderr());
+            wasi.stderr(std::io::stderr());
             None
         }
         Stdio::Capture => {

@@ -68,7 +68,7 @@ impl wit::Host for LlmView<'_> {
         model: String,
         context_size: u32,
     ) -> HostResult<wit::SplitRecommendation> {
-        let source = self.ctx.models.source(&model)?.clone();
+        let source = self.ctx.models.source(&model)?;
         if context_size == 0 {
             return Err(LlmError::invalid("context-size must be at least 1").into());
         }

@@ -61,7 +61,7 @@ impl wit::HostModel for LlmView<'_> {
         name: String,
         options: Option<wit::LoadOptions>,
     ) -> HostResult<Resource<ModelResource>> {
-        let source = self.ctx.models.source(&name)?.clone();
+        let source = self.ctx.models.source(&name)?;
         // Refuse before loading: a load the cap then refuses would leave the name admitted.
         self.check_room()?;
         let request = options.map_or_else(LoadRequest::default, |o| LoadRequest {

@@ -71,6 +71,7 @@ impl LlmCtx {
     /// Let the guest pull from the hub repositories matching `patterns` (`*` matches any run
     /// of characters); none by default.
     pub fn allow_pulls(&mut self, patterns: Vec<String>) {
+        self.models.allow_pulls(patterns.clone());
         self.allow_pull = patterns;
     }
 

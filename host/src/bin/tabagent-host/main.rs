@@ -1,9 +1,11 @@
 //! `tabagent-host`: run sandboxed WebAssembly apps against local GGUF models. One module per
 //! subcommand; JSON output comes from the library types' serde derives.
 
+mod grants;
 mod hw;
 mod inspect;
 mod models;
+mod native_messaging;
 mod out;
 mod progress;
 mod pull;
@@ -65,6 +67,14 @@ enum Command {
         #[command(subcommand)]
         command: models::ModelsCommand,
     },
+    /// Serve a browser extension over native messaging with a router component, or install
+    /// the browser's manifest for it
+    #[command(after_help = "Examples:\n  \
+        tabagent-host native-messaging install --extension-id abcdefghijklmnopabcdefghijklmnop \\\n      \
+        --browser chromium --router router.wasm --model smol=HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_K_M\n  \
+        tabagent-host native-messaging router.wasm --model smol=model.gguf   # as the browser starts it\n  \
+        tabagent-host native-messaging uninstall --browser chromium")]
+    NativeMessaging(Box<native_messaging::NativeMessagingArgs>),
     /// Show the CPU, GPUs and memory of this machine
     Hw {
         /// Print JSON instead of a table
@@ -125,11 +135,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut hub_config = HubConfig::from_env();
     hub_config.offline |= cli.offline;
     if matches!(cli.command, Command::Run(_) | Command::Inspect { .. }) {
+        // (native-messaging checks when it serves: `install` needs no kernels.)
         // Fail before any guest runs if llama.cpp cannot start (no CPU kernels, bad variant).
         llama::cpu_kernels()?;
     }
     match cli.command {
         Command::Run(args) => run::run(args, probing_engine(probe_args), Hub::new(hub_config)?),
+        Command::NativeMessaging(args) => native_messaging::native_messaging(
+            *args,
+            probing_engine(probe_args),
+            Hub::new(hub_config)?,
+        ),
         Command::Pull(args) => pull::pull(args, &Hub::new(hub_config)?).map(|()| ExitCode::SUCCESS),
         Command::Models { command } => {
             models::models(command, &Hub::new(hub_config)?, probing_engine(probe_args))

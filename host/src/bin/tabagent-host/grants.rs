@@ -1,0 +1,179 @@
+//! The grants and limits a guest is run with, as command-line options shared by `run` and
+//! `native-messaging` (and written back into a native-messaging launcher by `install`).
+
+use super::progress::Display;
+use anyhow::bail;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tabagent_host::config::Grants;
+use tabagent_host::engine::llama::LlamaEngine;
+use tabagent_host::hub::{Hub, HubResolver, PullPolicy};
+use tabagent_host::registry::Registry;
+use tabagent_host::runtime::{GuestConfig, Host, HostOptions, Stdio};
+use tabagent_host::source::ModelSource;
+
+#[derive(Args, Clone)]
+pub struct GrantArgs {
+    /// Grant a model to the app under a name: NAME=PATH, or NAME=ORG/REPO[:FILE|:QUANT][@REV]
+    /// for a model of the Hugging Face cache (repeatable)
+    #[arg(long = "model", short = 'm', value_name = "NAME=PATH|REPO")]
+    pub models: Vec<String>,
+    /// When to download granted Hugging Face models: missing (not in the cache yet), never,
+    /// or always (check the hub for a newer commit)
+    #[arg(long, value_name = "WHEN", default_value = "missing")]
+    pub pull: PullPolicy,
+    /// Let the app pull (and load) models from Hugging Face repositories matching PATTERN
+    /// (`*` matches any run of characters, e.g. 'HuggingFaceTB/*'); none by default (repeatable)
+    #[arg(long = "allow-pull", value_name = "PATTERN")]
+    pub allow_pull: Vec<String>,
+    /// Grant a host directory: HOST::GUEST, or HOST::GUEST:ro for read-only (repeatable)
+    #[arg(long = "dir", value_name = "HOST::GUEST")]
+    pub dirs: Vec<String>,
+    /// Set an environment variable for the app: KEY=VALUE (repeatable)
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read grants from a TOML file (models, dirs, env, limits)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Largest context size a session may ask for
+    #[arg(long, value_name = "TOKENS")]
+    pub max_context: Option<u32>,
+    /// Wall-clock limit in seconds (for `run`: the whole app; for `native-messaging`: each
+    /// call into the router), generation included; 0 for none [default: 600]
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Largest linear memory of the app, in MiB [default: 1024]
+    #[arg(long, value_name = "MIB")]
+    pub max_memory: Option<usize>,
+    /// Fuel (roughly, wasm instructions) the app may burn; off by default
+    #[arg(long, value_name = "UNITS")]
+    pub fuel: Option<u64>,
+    /// Largest wasm stack of the app, in KiB
+    #[arg(long, value_name = "KIB", default_value_t = 512)]
+    pub max_stack: usize,
+}
+
+impl GrantArgs {
+    /// The grants from the config file and the command line (which wins), checked.
+    fn grants(&self) -> anyhow::Result<Grants> {
+        let mut grants = Grants::default();
+        if let Some(file) = &self.config {
+            grants.merge(Grants::from_file(file)?);
+        }
+        for m in &self.models {
+            grants.add_model(m)?;
+        }
+        for d in &self.dirs {
+            grants.add_dir(d)?;
+        }
+        for e in &self.env {
+            grants.add_env(e)?;
+        }
+        for (name, source) in &grants.models {
+            if let ModelSource::File(path) = source
+                && !path.is_file()
+            {
+                bail!("model '{name}': {} is not a file", path.display());
+            }
+        }
+        for d in &grants.dirs {
+            if !d.host.is_dir() {
+                bail!("--dir {}: not a directory", d.host.display());
+            }
+        }
+        for p in &self.allow_pull {
+            if p.is_empty() || p.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                bail!("--allow-pull '{}': not a repository pattern", p.escape_debug());
+            }
+        }
+        Ok(grants)
+    }
+
+    /// The guest's configuration: grants, limits, stdio.
+    pub fn guest(
+        &self,
+        program: String,
+        args: Vec<String>,
+        stdio: Stdio,
+    ) -> anyhow::Result<GuestConfig> {
+        let grants = self.grants()?;
+        let mut guest = GuestConfig {
+            program,
+            args,
+            models: grants.models,
+            dirs: grants.dirs,
+            env: grants.env,
+            allow_pull: self.allow_pull.clone(),
+            stdio,
+            ..GuestConfig::default()
+        };
+        if let Some(n) = self.max_context.or(grants.max_context_size) {
+            guest.limits.max_context_size = n;
+        }
+        let timeout = self.timeout.or(grants.timeout_secs).unwrap_or(600);
+        guest.sandbox.deadline = (timeout > 0).then(|| std::time::Duration::from_secs(timeout));
+        let memory_mib = self.max_memory.or(grants.max_memory_mib).unwrap_or(1024);
+        guest.sandbox.memory_bytes = memory_mib.saturating_mul(1 << 20);
+        guest.sandbox.fuel = self.fuel;
+        Ok(guest)
+    }
+
+    /// A host over llama.cpp whose hub models resolve with this pull policy.
+    pub fn host(&self, engine: LlamaEngine, hub: Hub) -> anyhow::Result<Host> {
+        let options = HostOptions {
+            fuel: self.fuel.is_some(),
+            max_wasm_stack: self.max_stack.saturating_mul(1 << 10),
+        };
+        let resolver = HubResolver::new(Arc::new(hub), self.pull).with_trackers(Display::factory());
+        let registry = Registry::with_hub(Arc::new(engine), resolver);
+        Ok(Host::with_registry(registry, options)?)
+    }
+
+    /// These options as command-line arguments again (for a launcher script).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        let mut push = |flag: &str, v: String| {
+            a.push(flag.to_string());
+            a.push(v);
+        };
+        for m in &self.models {
+            push("--model", m.clone());
+        }
+        push(
+            "--pull",
+            match self.pull {
+                PullPolicy::Missing => "missing",
+                PullPolicy::Never => "never",
+                PullPolicy::Always => "always",
+            }
+            .into(),
+        );
+        for p in &self.allow_pull {
+            push("--allow-pull", p.clone());
+        }
+        for d in &self.dirs {
+            push("--dir", d.clone());
+        }
+        for e in &self.env {
+            push("--env", e.clone());
+        }
+        if let Some(c) = &self.config {
+            push("--config", c.display().to_string());
+        }
+        if let Some(n) = self.max_context {
+            push("--max-context", n.to_string());
+        }
+        if let Some(n) = self.timeout {
+            push("--timeout", n.to_string());
+        }
+        if let Some(n) = self.max_memory {
+            push("--max-memory", n.to_string());
+        }
+        if let Some(n) = self.fuel {
+            push("--fuel", n.to_string());
+        }
+        push("--max-stack", self.max_stack.to_string());
+        a
+    }
+}
