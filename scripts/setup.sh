@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what building and testing need, idempotently: cmake, clang and libclang (llama.cpp and
 # bindgen), qemu-user (the tests run the host on an emulated CPU without AVX), patchelf
-# (scripts/package.sh), the wasm32-wasip2
+# (scripts/package.sh), chromium (the native-messaging browser test), the wasm32-wasip2
 # Rust target, rustfmt and clippy, and the default model.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,6 +12,8 @@ ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux
   || need+=(libclang-dev)
 [ "$(uname -m)" != x86_64 ] || command -v qemu-x86_64 >/dev/null || need+=(qemu-user)
 command -v patchelf >/dev/null || need+=(patchelf)
+# The browser test runs TabAgent's path in a real Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   sudo=""

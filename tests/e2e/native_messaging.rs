@@ -342,3 +342,108 @@ fn load_model_of_an_allowed_repository_pulls_it_with_progress_first() {
     b.close();
     std::fs::remove_dir_all(&cache).unwrap();
 }
+
+#[test]
+fn install_writes_a_manifest_and_a_launcher_that_serves_and_uninstall_removes_them() {
+    let dir = temp_dir("nm-install");
+    let router = ROUTER.path();
+    let grant = format!("smollm2={}", model_path().display());
+    let id = "abcdefghijklmnopabcdefghijklmnop";
+    let host = |args: &[&str]| {
+        let out = Command::new(tabagent_tests::host_bin()).args(args).output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let base = ["native-messaging", "install", "--extension-id", id, "--browser", "chromium"];
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend([
+        "--router",
+        router.to_str().unwrap(),
+        "--manifest-dir",
+        dir.to_str().unwrap(),
+        "--model",
+        &grant,
+    ]);
+    let mut print = args.clone();
+    print.push("--print");
+    let (status, shown, err) = host(&print);
+    assert!(status.success(), "{err}");
+    assert!(
+        shown.contains("com.tabagent.host.json") && shown.contains("allowed_origins"),
+        "{shown}"
+    );
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "--print writes nothing");
+
+    let (status, _, err) = host(&args);
+    assert!(status.success(), "{err}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("com.tabagent.host.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["name"], "com.tabagent.host");
+    assert_eq!(manifest["type"], "stdio");
+    assert_eq!(manifest["allowed_origins"], json!([format!("chrome-extension://{id}/")]));
+    let launcher = std::path::PathBuf::from(manifest["path"].as_str().unwrap());
+    assert!(launcher.is_absolute());
+
+    // The browser starts the launcher with the caller's origin; it serves the protocol.
+    let mut child = Command::new(&launcher)
+        .arg(format!("chrome-extension://{id}/"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let req = json!({"id": 1, "action": "LOAD_MODEL", "modelPath": "smollm2"}).to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&(req.len() as u32).to_ne_bytes()).unwrap();
+    stdin.write_all(req.as_bytes()).unwrap();
+    drop(stdin);
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    assert!(child.wait().unwrap().success());
+    let len = u32::from_ne_bytes(out[..4].try_into().unwrap()) as usize;
+    let answer: Value = serde_json::from_slice(&out[4..4 + len]).unwrap();
+    assert_eq!(answer["payload"]["vocabSize"], 49152, "{answer}");
+
+    // Firefox names extensions, not origins.
+    let ff = dir.join("firefox");
+    let (status, _, err) = host(&[
+        "native-messaging",
+        "install",
+        "--extension-id",
+        "tabagent@example.org",
+        "--browser",
+        "firefox",
+        "--router",
+        router.to_str().unwrap(),
+        "--manifest-dir",
+        ff.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{err}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(ff.join("com.tabagent.host.json")).unwrap()).unwrap();
+    assert_eq!(manifest["allowed_extensions"], json!(["tabagent@example.org"]));
+
+    let (status, _, err) = host(&[
+        "native-messaging",
+        "install",
+        "--extension-id",
+        "nope",
+        "--manifest-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!status.success() && err.contains("32 letters"), "{err}");
+    let (status, _, err) = host(&[
+        "native-messaging",
+        "uninstall",
+        "--browser",
+        "chromium",
+        "--manifest-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{err}");
+    assert!(!dir.join("com.tabagent.host.json").exists() && !launcher.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
