@@ -25,7 +25,7 @@ impl Pull {
         self.0.progress()
     }
 
-    /// Wait up to `timeout_ms` for the progress to move on.
+    /// Wait up to `timeout_ms` for the pull's state to change; its progress then.
     pub fn wait(&self, timeout_ms: u32) -> PullProgress {
         self.0.wait(timeout_ms)
     }
@@ -33,7 +33,7 @@ impl Pull {
     /// Wait for the end, calling `each` with every progress seen; the pull's error if it failed.
     pub fn finish(&self, mut each: impl FnMut(&PullProgress)) -> Result<PullProgress, Error> {
         loop {
-            let p = self.0.wait(1000);
+            let p = self.0.wait(250);
             each(&p);
             match p.state {
                 PullState::Done => return Ok(p),

@@ -108,6 +108,12 @@ impl Browser {
         self.until_final(&id).1
     }
 
+    /// Send a request whose answer has no id (it could not be read) and wait for it.
+    pub fn call_anonymous(&mut self, v: Value) -> Value {
+        self.send(&v);
+        self.until_final(&Value::Null).1
+    }
+
     /// The next frame with no id (the host's own errors).
     pub fn host_error(&mut self) -> Value {
         if let Some(i) = self.pending.iter().position(|v| v["id"].is_null()) {
@@ -200,7 +206,7 @@ fn every_action_over_framed_stdio_with_streaming_cancel_and_bad_input() {
         1,
         "answered while the chat streamed: {models}"
     );
-    assert!(!chunks.is_empty(), "chunks came after the GET_LOADED_MODELS answer too");
+    assert!(!chunks.is_empty());
     let text: String = std::iter::once(&early)
         .chain(&chunks)
         .map(|c| c["payload"]["text"].as_str().unwrap())
@@ -233,6 +239,14 @@ fn every_action_over_framed_stdio_with_streaming_cancel_and_bad_input() {
         b.call(json!({"id": 7, "action": "EMBED", "modelId": "smollm2", "input": ["red", "blue"]}));
     assert_eq!(ok(&e)["embeddings"].as_array().unwrap().len(), 2);
     assert_eq!(ok(&e)["dimension"], 576);
+    // Many embeddings come in parts, each under the browser's limit.
+    let texts: Vec<String> = (0..200).map(|i| format!("word {i}")).collect();
+    b.send(&json!({"id": "many", "action": "EMBED", "modelId": "smollm2", "input": texts}));
+    let (parts, done) = b.until_final(&json!("many"));
+    assert_eq!(ok(&done)["count"], 200);
+    let got: usize =
+        parts.iter().map(|p| p["payload"]["embeddings"].as_array().unwrap().len()).sum();
+    assert_eq!((got, parts.len() as u64), (200, ok(&done)["parts"].as_u64().unwrap()));
 
     let split = b.call(json!({"id": 8, "action": "RECOMMEND_SPLIT", "modelId": "smollm2"}));
     assert_eq!(ok(&split)["totalLayers"].as_u64(), Some(30), "{split}");
@@ -267,11 +281,15 @@ fn every_action_over_framed_stdio_with_streaming_cancel_and_bad_input() {
         ),
         (json!({"id": 16, "action": "LOAD_MODEL", "modelPath": "secret"}), "not-granted", "secret"),
         (json!({"id": 17}), "missing-field", "action"),
+        (json!({"action": "CHAT", "modelId": "smollm2", "messages": []}), "missing-field", "id"),
+        (json!({"id": 21, "action": "CANCEL"}), "missing-field", "targetId"),
     ] {
         let r = b.call(req.clone());
         assert_eq!(code(&r), want, "{req}: {r}");
         assert!(r["error"]["message"].as_str().unwrap().contains(names), "{req}: {r}");
     }
+    let long = json!({"id": "x".repeat(2 << 20), "action": "GET_LOADED_MODELS"});
+    assert_eq!(code(&b.call_anonymous(long)), "invalid-field");
     b.send_raw(&[2, 0, 0, 0, 0xff, 0xfe]);
     assert_eq!(b.host_error()["error"]["code"], "invalid-utf8");
     b.send_raw(&[0, 0, 0, 0]);
@@ -339,7 +357,9 @@ fn load_model_of_an_allowed_repository_pulls_it_with_progress_first() {
         .call(json!({"id": 4, "action": "DOWNLOAD_MODEL", "modelPath": REPO, "modelFile": "Q4_1"}));
     assert_eq!(ok(&again)["downloaded"], true);
     assert!(server.downloads().is_empty());
-    b.close();
+    assert!(progress.len() < 40, "progress a few times a second, not per read: {}", progress.len());
+    let (status, _) = b.close();
+    assert!(status.success());
     std::fs::remove_dir_all(&cache).unwrap();
 }
 
@@ -407,6 +427,19 @@ fn install_writes_a_manifest_and_a_launcher_that_serves_and_uninstall_removes_th
     let answer: Value = serde_json::from_slice(&out[4..4 + len]).unwrap();
     assert_eq!(answer["payload"]["vocabSize"], 49152, "{answer}");
 
+    // Firefox starts the launcher with the manifest's path and the add-on's id.
+    let mut child = Command::new(&launcher)
+        .args([
+            "/home/u/.mozilla/native-messaging-hosts/com.tabagent.host.json",
+            "tabagent@example.org",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success(), "the host takes Firefox's two arguments");
+
     // Firefox names extensions, not origins.
     let ff = dir.join("firefox");
     let (status, _, err) = host(&[
@@ -446,4 +479,24 @@ fn install_writes_a_manifest_and_a_launcher_that_serves_and_uninstall_removes_th
     assert!(status.success(), "{err}");
     assert!(!dir.join("com.tabagent.host.json").exists() && !launcher.exists());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn closing_stdin_mid_stream_ends_the_host_at_once() {
+    let mut b = Browser::start(&[], &[]);
+    ok(&b.call(json!({"id": 1, "action": "LOAD_MODEL", "modelPath": "smollm2"})));
+    b.send(&json!({"id": 2, "action": "GENERATE", "modelId": "smollm2", "prompt": "Once", "options": {"max_tokens": 4000}}));
+    let first = b.next_frame(Duration::from_secs(60));
+    assert_eq!(first["status"], "streaming", "{first}");
+    drop(b.stdin.take());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = b.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "still running after stdin closed");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
 }

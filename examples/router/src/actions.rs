@@ -12,6 +12,9 @@ use tabagent_guest::{
     FinishReason, LoadOptions, Model, ModelState, Pull, PullState, SessionOptions, hardware,
 };
 
+/// How often a running pull reports its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// How LOAD_MODEL asked for a model.
 pub struct LoadSpec {
     /// The name or reference the host loads.
@@ -63,6 +66,16 @@ impl Router {
     }
 
     fn dispatch(&mut self, req: &Request) -> Answer {
+        let long = ["LOAD_MODEL", "DOWNLOAD_MODEL", "GENERATE", "CHAT"];
+        if req.id.is_null() && long.contains(&req.action.as_str()) {
+            return Err(Refusal::new(
+                "missing-field",
+                format!(
+                    "'id' is missing: {} answers with several messages, each carrying it",
+                    req.action
+                ),
+            ));
+        }
         match req.action.as_str() {
             "LOAD_MODEL" => self.load_model(req),
             "DOWNLOAD_MODEL" => self.download_model(req),
@@ -105,8 +118,12 @@ impl Router {
         };
         let granted = tabagent_guest::granted_models();
         if granted.iter().any(|g| g == path) && req.opt_str("modelFile")?.is_none() {
-            let payload = self.load(spec(path.to_string())?)?;
-            return Ok(vec![success(&req.id, payload)]);
+            // A granted hub model is pulled first if missing, with progress; a file loads now.
+            let spec = spec(path.to_string())?;
+            return match Pull::start(path) {
+                Ok(pull) => Ok(self.track_pull(req, pull, AfterPull::Load(spec))),
+                Err(_) => Ok(vec![success(&req.id, self.load(spec)?)]),
+            };
         }
         if !path.contains('/') {
             return Err(Refusal::new(
@@ -130,15 +147,15 @@ impl Router {
 
     fn start_pull(&mut self, req: &Request, reference: &str, after: AfterPull) -> Answer {
         let pull = Pull::start(reference)?;
+        Ok(self.track_pull(req, pull, after))
+    }
+
+    fn track_pull(&mut self, req: &Request, pull: Pull, after: AfterPull) -> Vec<String> {
         let p = pull.progress();
         let first = event(&req.id, "progress", progress_json(&p));
-        self.pulls.push(PullJob {
-            id: req.id.clone(),
-            pull,
-            last: Some((p.state, p.bytes_done)),
-            after,
-        });
-        Ok(vec![first])
+        let last = Some((p.state, std::time::Instant::now()));
+        self.pulls.push(PullJob { id: req.id.clone(), pull, last, after });
+        vec![first]
     }
 
     /// Load under `spec.name` and describe the result as LOAD_MODEL's payload.
@@ -195,9 +212,18 @@ impl Router {
     fn unload_model(&mut self, req: &Request) -> Answer {
         let id = req.str("modelId")?;
         self.model(id)?;
+        // Generations on it end first, each with its final answer.
+        let mut out = Vec::new();
+        let (ending, running): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.streams).into_iter().partition(|s| s.model_id == id);
+        self.streams = running;
+        for mut s in ending {
+            s.finish(&mut out, Some(FinishReason::Cancelled));
+        }
         self.loaded.remove(id);
         tabagent_guest::unload(id)?;
-        Ok(vec![success(&req.id, json!({"modelId": id, "unloaded": true}))])
+        out.push(success(&req.id, json!({"modelId": id, "unloaded": true})));
+        Ok(out)
     }
 
     fn loaded_models(&self) -> Value {
@@ -317,7 +343,7 @@ impl Router {
     }
 
     fn cancel(&mut self, req: &Request) -> Answer {
-        let target = req.fields.get("targetId").or_else(|| req.fields.get("requestId")).cloned();
+        let target = req.fields.get("targetId").filter(|t| !t.is_null()).cloned();
         let Some(target) = target else {
             return Err(Refusal::new(
                 "missing-field",
@@ -365,10 +391,20 @@ impl Router {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let vectors = model.embed(&refs)?;
         let dim = vectors.first().map_or(0, Vec::len);
-        Ok(vec![success(
-            &req.id,
-            json!({"modelId": model_id, "dimension": dim, "embeddings": vectors}),
-        )])
+        // At most about 24 bytes a number in JSON: large results go ahead in parts under the 1 MiB limit.
+        let per_part = (600_000 / (dim.max(1) * 24)).max(1);
+        if vectors.len() <= per_part {
+            let payload = json!({"modelId": model_id, "dimension": dim, "embeddings": vectors});
+            return Ok(vec![success(&req.id, payload)]);
+        }
+        let mut out = Vec::new();
+        for (i, part) in vectors.chunks(per_part).enumerate() {
+            let payload = json!({"index": i, "offset": i * per_part, "embeddings": part});
+            out.push(event(&req.id, "streaming", payload));
+        }
+        let payload = json!({"modelId": model_id, "dimension": dim, "count": vectors.len(), "parts": out.len()});
+        out.push(success(&req.id, payload));
+        Ok(out)
     }
 
     /// Advance the work in flight: one piece of each generation, and the pulls' progress.
@@ -391,7 +427,6 @@ impl Router {
             } else {
                 self.pulls[i].pull.progress()
             };
-            let now = (p.state, p.bytes_done);
             match p.state {
                 PullState::Done | PullState::Failed => {
                     let job = self.pulls.remove(i);
@@ -416,8 +451,12 @@ impl Router {
                     }
                 }
                 _ => {
-                    if self.pulls[i].last != Some(now) {
-                        self.pulls[i].last = Some(now);
+                    // On a change of state, else at most four times a second.
+                    let due = self.pulls[i]
+                        .last
+                        .is_none_or(|(s, at)| s != p.state || at.elapsed() >= PROGRESS_EVERY);
+                    if due {
+                        self.pulls[i].last = Some((p.state, std::time::Instant::now()));
                         out.push(event(&self.pulls[i].id, "progress", progress_json(&p)));
                     }
                     i += 1;

@@ -34,7 +34,8 @@ pub enum AfterPull {
 pub struct PullJob {
     pub id: Value,
     pub pull: Pull,
-    pub last: Option<(PullState, u64)>,
+    /// The state last reported, and when.
+    pub last: Option<(PullState, std::time::Instant)>,
     pub after: AfterPull,
 }
 

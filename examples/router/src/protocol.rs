@@ -44,6 +44,9 @@ impl From<Error> for Refusal {
     }
 }
 
+/// Longest string id (every answer carries it back).
+pub const MAX_ID: usize = 256;
+
 /// A parsed request.
 pub struct Request {
     pub id: Value,
@@ -62,12 +65,14 @@ pub fn parse(text: &str) -> Result<Request, (Value, Refusal)> {
             Refusal::new("invalid-json", "the message is not a JSON object"),
         ));
     };
-    let id = fields.remove("id").or_else(|| fields.remove("requestId")).unwrap_or(Value::Null);
+    let id = fields.remove("id").unwrap_or(Value::Null);
     if !(id.is_null() || id.is_string() || id.is_u64() || id.is_i64()) {
-        return Err((
-            Value::Null,
-            Refusal::new("invalid-field", "'id' must be a string or an integer"),
-        ));
+        let r = Refusal::new("invalid-field", "'id' must be a string or an integer");
+        return Err((Value::Null, r));
+    }
+    if id.as_str().is_some_and(|s| s.len() > MAX_ID) {
+        let r = Refusal::new("invalid-field", format!("'id' may be at most {MAX_ID} bytes"));
+        return Err((Value::Null, r));
     }
     let action = match fields.remove("action").or_else(|| fields.remove("type")) {
         Some(Value::String(a)) => a,

@@ -139,6 +139,17 @@ impl PullTracker {
         self.lock().clone()
     }
 
+    /// Wait until the pull's state differs from `seen`'s or `timeout` passes; the status then
+    /// (with the bytes received meanwhile).
+    pub fn wait_state(&self, seen: &PullStatus, timeout: Duration) -> PullStatus {
+        let guard = self.lock();
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |s| s.state == seen.state)
+            .unwrap_or_else(|e| e.into_inner());
+        guard.clone()
+    }
+
     /// Wait until the status differs from `seen` or `timeout` passes; the status then.
     pub fn wait_change(&self, seen: &PullStatus, timeout: Duration) -> PullStatus {
         let guard = self.lock();

@@ -75,6 +75,8 @@ impl RouterSession {
         let per_call = guest.sandbox.deadline.take();
         let (mut store, _) = new_store(wasm, registry, fuel_counting, &guest)?;
         guest.sandbox.deadline = per_call;
+        // Instantiation (the component's start functions) has a call's deadline too.
+        store.set_epoch_deadline(guest.sandbox.deadline_ticks());
         let exports = app
             .pre
             .instantiate_async(&mut store)
@@ -96,13 +98,13 @@ impl RouterSession {
     async fn call(&mut self, message: Option<&str>) -> Result<Reply, RunError> {
         let limit = self.guest.sandbox.deadline;
         self.store.data_mut().set_call_deadline(limit);
-        let ticks = match limit {
-            Some(d) => crate::sandbox::GuestLimits { deadline: Some(d), ..Default::default() }
-                .deadline_ticks(),
-            None => crate::sandbox::GuestLimits { deadline: None, ..Default::default() }
-                .deadline_ticks(),
-        };
-        self.store.set_epoch_deadline(ticks);
+        self.store.set_epoch_deadline(self.guest.sandbox.deadline_ticks());
+        // Fuel, like the deadline, is per call.
+        if let Some(fuel) = self.guest.sandbox.fuel {
+            self.store
+                .set_fuel(fuel)
+                .map_err(|e| RunError::Setup(format!("cannot set fuel: {e}")))?;
+        }
         let api = self.exports.tabagent_llm_messages();
         let call = async {
             match message {

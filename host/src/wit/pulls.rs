@@ -47,9 +47,11 @@ impl LlmView<'_> {
 
 impl wit::Host for LlmView<'_> {
     async fn start(&mut self, reference: String) -> HostResult<Resource<PullResource>> {
+        let granted = matches!(self.ctx.models.source(&reference), Ok(ModelSource::Hub(_)))
+            && self.ctx.models.granted().contains(&reference);
         let r = self.pull_reference(&reference)?;
         let allowed = &self.ctx.allow_pull;
-        if !allowed.iter().any(|p| pattern_matches(p, &r.repo)) {
+        if !granted && !allowed.iter().any(|p| pattern_matches(p, &r.repo)) {
             let why = if allowed.is_empty() {
                 "this guest may not pull (the user allowed none: --allow-pull)".to_string()
             } else {
@@ -93,11 +95,19 @@ impl wit::HostPull for LlmView<'_> {
             timeout = timeout.min(d.saturating_duration_since(Instant::now()));
         }
         let seen = task.status();
-        let status = tokio::task::spawn_blocking(move || task.wait_change(&seen, timeout)).await?;
+        let status =
+            tokio::task::spawn_blocking(move || task.tracker().wait_state(&seen, timeout)).await?;
         Ok(to_wit(status))
     }
 
     async fn drop(&mut self, pull: Resource<PullResource>) -> wasmtime::Result<()> {
-        self.delete(pull)
+        let task = Arc::clone(&self.table.get(&pull)?.0);
+        self.delete(pull)?;
+        // The pull's own thread holds one reference, and this was the last guest's: nobody
+        // watches it any more.
+        if Arc::strong_count(&task) <= 2 {
+            task.cancel();
+        }
+        Ok(())
     }
 }

@@ -130,6 +130,30 @@ impl GrantArgs {
         Ok(Host::with_registry(registry, options)?)
     }
 
+    /// Make every local path absolute (model files, directories, the config file), so that the
+    /// options mean the same from any working folder.
+    pub fn absolutize(&mut self) -> anyhow::Result<()> {
+        let abs = |p: &str| -> anyhow::Result<String> {
+            Ok(std::path::absolute(p)?.display().to_string())
+        };
+        for m in &mut self.models {
+            if let Some((name, spec)) = m.split_once('=')
+                && let Ok(ModelSource::File(_)) = ModelSource::parse(spec, std::path::Path::new(""))
+            {
+                *m = format!("{name}={}", abs(spec)?);
+            }
+        }
+        for d in &mut self.dirs {
+            if let Some((host, guest)) = d.split_once("::") {
+                *d = format!("{}::{guest}", abs(host)?);
+            }
+        }
+        if let Some(c) = &mut self.config {
+            *c = std::path::absolute(&*c)?;
+        }
+        Ok(())
+    }
+
     /// These options as command-line arguments again (for a launcher script).
     pub fn to_args(&self) -> Vec<String> {
         let mut a = Vec::new();

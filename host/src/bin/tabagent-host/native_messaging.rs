@@ -37,9 +37,10 @@ pub struct NativeMessagingArgs {
     router: Option<PathBuf>,
     #[command(flatten)]
     grants: GrantArgs,
-    /// The caller's origin, which the browser passes (chrome-extension://ID/ or a Firefox
-    /// add-on's manifest path)
-    origin: Option<String>,
+    /// What the browser passes: Chromium the caller's origin (chrome-extension://ID/), Firefox
+    /// the manifest's path and the add-on's id
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    caller: Vec<String>,
     /// Passed by Chrome on Windows; ignored
     #[arg(long, hide = true)]
     parent_window: Option<String>,
@@ -99,7 +100,7 @@ enum Incoming {
 }
 
 /// Read frames from `input` until it ends; each goes to `tx`.
-fn read_frames(mut input: impl Read, tx: mpsc::UnboundedSender<Incoming>) {
+fn read_frames(mut input: impl Read, tx: mpsc::Sender<Incoming>) {
     loop {
         let mut len = [0u8; 4];
         match input.read_exact(&mut len) {
@@ -108,7 +109,7 @@ fn read_frames(mut input: impl Read, tx: mpsc::UnboundedSender<Incoming>) {
         }
         let len = u32::from_ne_bytes(len);
         if len > MAX_IN {
-            let _ = tx.send(Incoming::Fatal(
+            let _ = tx.blocking_send(Incoming::Fatal(
                 "frame-too-large",
                 format!("a message of {len} bytes is over the limit of {MAX_IN}"),
             ));
@@ -124,7 +125,7 @@ fn read_frames(mut input: impl Read, tx: mpsc::UnboundedSender<Incoming>) {
             Ok(s) => Incoming::Message(s),
             Err(e) => Incoming::Bad("invalid-utf8", format!("the message is not UTF-8: {e}")),
         };
-        if tx.send(msg).is_err() {
+        if tx.blocking_send(msg).is_err() {
             return;
         }
     }
@@ -146,14 +147,13 @@ fn write_frame(out: &mut impl Write, message: &str) -> std::io::Result<()> {
             .ok()
             .and_then(|v| v.get("id").cloned());
         tracing::warn!("the router sent a message of {} bytes; refused", message.len());
-        host_error(
-            "message-too-large",
-            &format!(
-                "the router's message of {} bytes is over the browser's limit of {MAX_OUT}",
-                message.len()
-            ),
-            id,
-        )
+        let why = format!(
+            "the router's message of {} bytes is over the browser's limit of {MAX_OUT}",
+            message.len()
+        );
+        // An id so long that the error would be too large itself is left out.
+        let id = id.filter(|id| id.to_string().len() < 4096);
+        host_error("message-too-large", &why, id)
     } else {
         message.to_string()
     };
@@ -183,16 +183,17 @@ pub fn native_messaging(
         None => {}
     }
     let router = args.router.expect("clap requires the router");
-    if let Some(o) = &args.origin {
-        tracing::info!("native messaging for {o}");
+    if !args.caller.is_empty() {
+        tracing::info!("native messaging for {}", args.caller.join(" "));
     }
     // A call into the router has 600 s by default; generation is bounded by the same deadline.
     let guest = args.grants.guest("router".into(), Vec::new(), Stdio::Stderr)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let host = args.grants.host(engine, hub)?;
         let app = host.load_router(&router)?;
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        // A few frames read ahead at most: a busy router is not flooded with 64 MiB messages.
+        let (tx, mut rx) = mpsc::channel(4);
         std::thread::Builder::new()
             .name("native-messaging-reader".into())
             .spawn(move || read_frames(std::io::stdin().lock(), tx))
@@ -213,8 +214,15 @@ pub fn native_messaging(
                     None => break,
                 }
             };
+            let mut handled_id = None;
             let result = match incoming {
-                Some(Incoming::Message(m)) => session.handle(&m).await,
+                Some(Incoming::Message(m)) => {
+                    handled_id = serde_json::from_str::<serde_json::Value>(&m)
+                        .ok()
+                        .and_then(|v| v.get("id").cloned())
+                        .filter(|id| id.to_string().len() < 4096);
+                    session.handle(&m).await
+                }
                 Some(Incoming::Bad(code, why)) => {
                     send(&Reply { messages: vec![host_error(code, &why, None)], busy })?;
                     continue;
@@ -236,8 +244,10 @@ pub fn native_messaging(
                     send(&Reply {
                         messages: vec![host_error(
                             "router-failed",
-                            &format!("the router failed and was restarted: {e}"),
-                            None,
+                            &format!(
+                                "the router failed and was restarted (its loaded models and running requests are gone): {e}"
+                            ),
+                            handled_id,
                         )],
                         busy: false,
                     })?;
@@ -253,7 +263,10 @@ pub fn native_messaging(
         // The browser closed the pipe: end now (it kills the host 2 s later anyway).
         drop(session);
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Do not wait for a generation that a timed-out call left running on a blocking thread.
+    runtime.shutdown_background();
+    result
 }
 
 /// Where a browser looks for a user's native-messaging manifests (Linux).
@@ -302,18 +315,21 @@ fn install(args: InstallArgs) -> anyhow::Result<()> {
         }
     };
     let router = router.canonicalize().with_context(|| format!("router {}", router.display()))?;
+    // The browser starts the launcher from a folder of its own: every path in it is absolute.
+    let mut grants = args.grants;
+    grants.absolutize()?;
     // Check the grants now, not when the browser starts the host.
-    args.grants.guest("router".into(), Vec::new(), Stdio::Stderr)?;
+    grants.guest("router".into(), Vec::new(), Stdio::Stderr)?;
     let dir = match args.manifest_dir {
-        Some(d) => d,
+        Some(d) => std::path::absolute(&d).with_context(|| d.display().to_string())?,
         None => manifest_dir(args.browser)?,
     };
     let launcher = launcher_path(args.browser, &dir);
     let mut command =
         vec![exe.display().to_string(), "native-messaging".into(), router.display().to_string()];
-    command.extend(args.grants.to_args());
+    command.extend(grants.to_args());
     let script = format!(
-        "#!/bin/sh\n# Written by `tabagent-host native-messaging install`; the browser starts it with the\n# caller's origin as its argument.\nexec {} \"$@\" 2>>\"${{TMPDIR:-/tmp}}/tabagent-host-native-messaging.log\"\n",
+        "#!/bin/sh\n# Written by `tabagent-host native-messaging install`; the browser starts it with the\n# caller (its origin, or for Firefox the manifest and add-on id) as arguments.\numask 077\nlog=\"${{XDG_STATE_HOME:-$HOME/.local/state}}/tabagent\"\nmkdir -p \"$log\"\nexec {} \"$@\" 2>>\"$log/native-messaging.log\"\n",
         command.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
     );
     let mut manifest = json!({
@@ -380,7 +396,7 @@ mod tests {
         bytes.extend(2u32.to_ne_bytes());
         bytes.extend([0xff, 0xfe]);
         bytes.extend((MAX_IN + 1).to_ne_bytes());
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(16);
         read_frames(&bytes[..], tx);
         assert!(matches!(rx.try_recv(), Ok(Incoming::Message(m)) if m == "{\"a\":1}"));
         assert!(matches!(rx.try_recv(), Ok(Incoming::Bad("empty-message", _))));
