@@ -201,8 +201,13 @@ pub fn native_messaging(
         let mut session = host.start_router(&app, guest.clone()).await?;
         let mut busy = false;
         let mut restarts = 0;
+        // While work is in flight, incoming messages and steps of that work take turns, so
+        // neither a stream of requests nor a long generation starves the other.
+        let mut step_due = false;
         loop {
-            let incoming = if busy {
+            let incoming = if busy && step_due {
+                None
+            } else if busy {
                 match rx.try_recv() {
                     Ok(m) => Some(m),
                     Err(mpsc::error::TryRecvError::Empty) => None,
@@ -214,6 +219,7 @@ pub fn native_messaging(
                     None => break,
                 }
             };
+            step_due = incoming.is_some();
             let mut handled_id = None;
             let result = match incoming {
                 Some(Incoming::Message(m)) => {
