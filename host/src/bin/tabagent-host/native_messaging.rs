@@ -204,6 +204,9 @@ pub fn native_messaging(
         // While work is in flight, incoming messages and steps of that work take turns, so
         // neither a stream of requests nor a long generation starves the other.
         let mut step_due = false;
+        // When the browser closes the pipe the host ends at once (`exit(0)`), without unwinding
+        // the models and sessions in flight: the browser kills it 2 s later anyway, and every
+        // frame is already flushed.
         loop {
             let incoming = if busy && step_due {
                 None
@@ -211,12 +214,12 @@ pub fn native_messaging(
                 match rx.try_recv() {
                     Ok(m) => Some(m),
                     Err(mpsc::error::TryRecvError::Empty) => None,
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => std::process::exit(0),
                 }
             } else {
                 match rx.recv().await {
                     Some(m) => Some(m),
-                    None => break,
+                    None => std::process::exit(0),
                 }
             };
             step_due = incoming.is_some();
@@ -266,9 +269,6 @@ pub fn native_messaging(
                 }
             }
         }
-        // The browser closed the pipe: end now (it kills the host 2 s later anyway).
-        drop(session);
-        Ok(ExitCode::SUCCESS)
     });
     // Do not wait for a generation that a timed-out call left running on a blocking thread.
     runtime.shutdown_background();
