@@ -42,7 +42,7 @@ mod pull;
 pub use bindings::tabagent::llm::hardware;
 pub use bindings::tabagent::llm::inference::{FinishReason, Generation, SessionOptions, Usage};
 pub use bindings::tabagent::llm::models::{LoadOptions, LoadedModel, ModelMetadata, ModelState};
-pub use pull::{Pull, PullProgress, PullState, allowed_pulls};
+pub use pull::{Pull, PullProgress, PullState, allowed_pulls, pull_state_name};
 
 use bindings::tabagent::llm::{inference as raw_inf, models as raw_models, types as raw_types};
 
@@ -76,6 +76,44 @@ impl From<raw_types::Error> for Error {
             raw_types::Error::Unloaded(m) => Self::Unloaded(m),
             raw_types::Error::Runtime(m) => Self::Runtime(m),
         }
+    }
+}
+
+impl Error {
+    /// The WIT name of the error's kind (`not-granted`, `not-found`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotGranted(_) => "not-granted",
+            Self::NotFound(_) => "not-found",
+            Self::InvalidInput(_) => "invalid-input",
+            Self::Unsupported(_) => "unsupported",
+            Self::ResourceExhausted(_) => "resource-exhausted",
+            Self::Unloaded(_) => "unloaded",
+            Self::Runtime(_) => "runtime",
+        }
+    }
+
+    /// What went wrong, for people.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::NotGranted(m)
+            | Self::NotFound(m)
+            | Self::InvalidInput(m)
+            | Self::Unsupported(m)
+            | Self::ResourceExhausted(m)
+            | Self::Unloaded(m)
+            | Self::Runtime(m) => m,
+        }
+    }
+}
+
+/// The WIT name of a finish reason (`stop`, `length`, `stop-sequence`, `cancelled`).
+pub fn finish_reason_name(f: FinishReason) -> &'static str {
+    match f {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::StopSequence => "stop-sequence",
+        FinishReason::Cancelled => "cancelled",
     }
 }
 

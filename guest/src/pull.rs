@@ -48,6 +48,19 @@ impl Pull {
     }
 }
 
+/// The WIT name of a pull's state (`queued`, `checking`, `waiting`, `downloading`, …).
+pub fn pull_state_name(s: PullState) -> &'static str {
+    match s {
+        PullState::Queued => "queued",
+        PullState::Checking => "checking",
+        PullState::Waiting => "waiting",
+        PullState::Downloading => "downloading",
+        PullState::Verifying => "verifying",
+        PullState::Done => "done",
+        PullState::Failed => "failed",
+    }
+}
+
 /// The repository patterns this app may pull from.
 pub fn allowed_pulls() -> Vec<String> {
     raw::allowed()

@@ -494,9 +494,10 @@ fn closing_stdin_mid_stream_ends_the_host_at_once() {
         if let Some(s) = b.child.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "still running after stdin closed");
+        assert!(start.elapsed() < Duration::from_secs(20), "still running after stdin closed");
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success(), "{status}");
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    // Not the 4000 tokens' time (about 40 s here): it stopped at once, whatever the load.
+    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
 }

@@ -4,7 +4,9 @@
 use crate::protocol::{Refusal, error, event, split_text, success};
 use serde_json::{Value, json};
 use tabagent_guest::bindings::tabagent::llm::inference as inf;
-use tabagent_guest::{FinishReason, Pull, PullProgress, PullState};
+use tabagent_guest::{
+    FinishReason, Pull, PullProgress, PullState, finish_reason_name, pull_state_name,
+};
 
 /// Largest text in one message: well under the browser's 1 MiB once JSON-escaped.
 pub const MAX_TEXT: usize = 128 << 10;
@@ -39,27 +41,6 @@ pub struct PullJob {
     pub after: AfterPull,
 }
 
-pub fn finish_name(f: FinishReason) -> &'static str {
-    match f {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::StopSequence => "stop-sequence",
-        FinishReason::Cancelled => "cancelled",
-    }
-}
-
-fn state_name(s: PullState) -> &'static str {
-    match s {
-        PullState::Queued => "queued",
-        PullState::Checking => "checking",
-        PullState::Waiting => "waiting",
-        PullState::Downloading => "downloading",
-        PullState::Verifying => "verifying",
-        PullState::Done => "done",
-        PullState::Failed => "failed",
-    }
-}
-
 /// A pull's progress as a payload (`progress` 0–100, as the seeds' ACTIVE_DOWNLOADS).
 pub fn progress_json(p: &PullProgress) -> Value {
     let pct = match p.bytes_total {
@@ -67,7 +48,7 @@ pub fn progress_json(p: &PullProgress) -> Value {
         _ => 0.0,
     };
     json!({
-        "state": state_name(p.state),
+        "state": pull_state_name(p.state),
         "bytesDone": p.bytes_done,
         "bytesTotal": p.bytes_total,
         "progress": (pct * 10.0).round() / 10.0,
@@ -112,7 +93,8 @@ impl StreamJob {
         let outcome = self.completion.outcome();
         let finish =
             forced.or(outcome.as_ref().map(|g| g.finish_reason)).unwrap_or(FinishReason::Cancelled);
-        let mut payload = json!({"modelId": self.model_id, "finishReason": finish_name(finish)});
+        let mut payload =
+            json!({"modelId": self.model_id, "finishReason": finish_reason_name(finish)});
         if let Some(g) = &outcome {
             let u = &g.usage;
             payload["usage"] = json!({

@@ -31,16 +31,7 @@ impl From<tabagent_guest::bindings::tabagent::llm::types::Error> for Refusal {
 
 impl From<Error> for Refusal {
     fn from(e: Error) -> Self {
-        let (code, m) = match e {
-            Error::NotGranted(m) => ("not-granted", m),
-            Error::NotFound(m) => ("not-found", m),
-            Error::InvalidInput(m) => ("invalid-input", m),
-            Error::Unsupported(m) => ("unsupported", m),
-            Error::ResourceExhausted(m) => ("resource-exhausted", m),
-            Error::Unloaded(m) => ("unloaded", m),
-            Error::Runtime(m) => ("runtime", m),
-        };
-        Self { code, message: m }
+        Self { code: e.kind(), message: e.message().to_string() }
     }
 }
 

@@ -15,16 +15,7 @@ pub fn greedy(max_tokens: u32) -> SamplingOptions {
 
 /// `{"kind": ..., "message": ...}` for an error.
 pub fn error_json(e: &Error) -> Value {
-    let (kind, message) = match e {
-        Error::NotGranted(m) => ("not-granted", m),
-        Error::NotFound(m) => ("not-found", m),
-        Error::InvalidInput(m) => ("invalid-input", m),
-        Error::Unsupported(m) => ("unsupported", m),
-        Error::ResourceExhausted(m) => ("resource-exhausted", m),
-        Error::Unloaded(m) => ("unloaded", m),
-        Error::Runtime(m) => ("runtime", m),
-    };
-    json!({ "kind": kind, "message": message })
+    json!({ "kind": e.kind(), "message": e.message() })
 }
 
 /// `{"ok": value}` or `{"error": {...}}`.
@@ -37,12 +28,7 @@ pub fn result_json<T, E: Into<Error>>(r: Result<T, E>, f: impl FnOnce(T) -> Valu
 
 /// The WIT name of a finish reason.
 pub fn finish_name(f: FinishReason) -> &'static str {
-    match f {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::StopSequence => "stop-sequence",
-        FinishReason::Cancelled => "cancelled",
-    }
+    tabagent_guest::finish_reason_name(f)
 }
 
 /// A generation as JSON.

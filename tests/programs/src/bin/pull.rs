@@ -3,20 +3,8 @@
 //! `{"progress": [[state, done, total], ...], "pull": {"ok"|"error"}, "load": ..., "text": ...}`.
 
 use serde_json::{Value, json};
-use tabagent_guest::{Model, Pull, PullState, allowed_pulls};
+use tabagent_guest::{Model, Pull, allowed_pulls, pull_state_name};
 use tabagent_test_programs::{emit, error_json};
-
-fn state(s: PullState) -> &'static str {
-    match s {
-        PullState::Queued => "queued",
-        PullState::Checking => "checking",
-        PullState::Waiting => "waiting",
-        PullState::Downloading => "downloading",
-        PullState::Verifying => "verifying",
-        PullState::Done => "done",
-        PullState::Failed => "failed",
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -31,7 +19,7 @@ fn main() {
     };
     let mut progress: Vec<Value> = Vec::new();
     let outcome = pull.finish(|p| {
-        progress.push(json!([state(p.state), p.bytes_done, p.bytes_total]));
+        progress.push(json!([pull_state_name(p.state), p.bytes_done, p.bytes_total]));
     });
     let (pull_json, text) = match outcome {
         Ok(p) => {
