@@ -64,14 +64,7 @@ impl StreamJob {
         match self.completion.next() {
             Ok(Some(piece)) => {
                 if self.stream {
-                    for part in split_text(&piece, MAX_TEXT) {
-                        out.push(event(
-                            &self.id,
-                            "streaming",
-                            json!({"text": part, "index": self.chunks}),
-                        ));
-                        self.chunks += 1;
-                    }
+                    self.push_chunks(&piece, out);
                 } else {
                     self.text.push_str(&piece);
                 }
@@ -85,6 +78,14 @@ impl StreamJob {
                 out.push(error(&self.id, &Refusal::from(tabagent_guest::Error::from(e))));
                 true
             }
+        }
+    }
+
+    /// `text` as `streaming` messages, each within [`MAX_TEXT`].
+    fn push_chunks(&mut self, text: &str, out: &mut Vec<String>) {
+        for part in split_text(text, MAX_TEXT) {
+            out.push(event(&self.id, "streaming", json!({"text": part, "index": self.chunks})));
+            self.chunks += 1;
         }
     }
 
@@ -108,16 +109,9 @@ impl StreamJob {
         }
         if !self.stream {
             // Long text goes ahead in chunks, so no message passes the browser's limit.
-            let parts = split_text(&self.text, MAX_TEXT);
-            if parts.len() > 1 {
-                for part in parts {
-                    out.push(event(
-                        &self.id,
-                        "streaming",
-                        json!({"text": part, "index": self.chunks}),
-                    ));
-                    self.chunks += 1;
-                }
+            if self.text.len() > MAX_TEXT {
+                let text = std::mem::take(&mut self.text);
+                self.push_chunks(&text, out);
             } else {
                 payload["text"] = Value::String(self.text.clone());
             }

@@ -111,16 +111,27 @@ impl Host {
     /// Read, compile and prepare a command component (`.wasm` binary or `.wat` text); a file
     /// seen before with the same bytes is served from memory.
     pub fn load_command(&self, path: &std::path::Path) -> Result<CommandApp, RunError> {
+        self.load(path, &self.commands, |c| self.command(c))
+    }
+
+    /// Read a component file and prepare it with `prepare`, through `cache` (by its bytes);
+    /// compile errors name the file.
+    fn load<A: Clone>(
+        &self,
+        path: &std::path::Path,
+        cache: &AppCache<A>,
+        prepare: impl FnOnce(&Component) -> Result<A, RunError>,
+    ) -> Result<A, RunError> {
         let bytes = std::fs::read(path)
             .map_err(|e| RunError::Read { path: path.to_path_buf(), message: e.to_string() })?;
-        self.commands.get_or_prepare(&bytes, || {
+        cache.get_or_prepare(&bytes, || {
             let component = self.compile(&bytes).map_err(|e| match e {
                 RunError::Compile { message, .. } => {
                     RunError::Compile { path: Some(path.to_path_buf()), message }
                 }
                 other => other,
             })?;
-            self.command(&component)
+            prepare(&component)
         })
     }
 
@@ -140,17 +151,7 @@ impl Host {
     /// Read, compile and prepare a message-handler component (exporting
     /// `tabagent:llm/messages`); a file seen before with the same bytes is served from memory.
     pub fn load_router(&self, path: &std::path::Path) -> Result<RouterApp, RunError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| RunError::Read { path: path.to_path_buf(), message: e.to_string() })?;
-        self.routers.get_or_prepare(&bytes, || {
-            let component = self.compile(&bytes).map_err(|e| match e {
-                RunError::Compile { message, .. } => {
-                    RunError::Compile { path: Some(path.to_path_buf()), message }
-                }
-                other => other,
-            })?;
-            router::prepare(&self.linker, &component)
-        })
+        self.load(path, &self.routers, |c| router::prepare(&self.linker, c))
     }
 
     /// Instantiate a message handler for one peer. `guest.sandbox.deadline` bounds each call
