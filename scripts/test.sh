@@ -11,4 +11,8 @@ scripts/setup.sh
 # The CLI tests run the real binary.
 cargo build --release --locked -p tabagent-host
 export TABAGENT_HOST_BIN="$CARGO_TARGET_DIR/release/tabagent-host"
+# One test at a time: llama.cpp's CPU threads spin at every barrier, so two generations that each
+# use every core (two tests, or a test and the host it started) slow each other down many times
+# over on a 2-core machine. Run one by one, the suite takes less time, not more.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-1}"
 cargo test --release --locked --workspace --no-fail-fast "$@"
