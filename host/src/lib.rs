@@ -44,6 +44,7 @@ pub mod params;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
+pub mod server;
 pub mod source;
 pub mod wit;
 

@@ -176,6 +176,10 @@ impl Model for FakeModel {
         }))
     }
 
+    fn sessions(&self) -> usize {
+        self.counters.live_sessions.load(Ordering::SeqCst)
+    }
+
     fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
         Ok(texts
             .iter()

@@ -55,6 +55,8 @@ pub trait Model: Send + Sync {
     /// Mean-pooled, L2-normalized embeddings, one per text. Blocks, but does not hold up the
     /// generations of other sessions on the same model.
     fn embed(&self, texts: &[String]) -> LlmResult<Vec<Vec<f32>>>;
+    /// Sessions over the model that are alive now.
+    fn sessions(&self) -> usize;
 }
 
 /// A session: one sequence (context, KV cache) over a model.

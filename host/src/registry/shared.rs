@@ -3,6 +3,7 @@
 use crate::engine::{Engine, LoadOptions, Model};
 use crate::error::LlmResult;
 use crate::hub::{Hub, HubResolver, PullPolicy};
+use crate::params::LoadRequest;
 use crate::source::{FileResolver, ModelSource, Resolver};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -93,6 +94,18 @@ impl Registry {
         let model = self.engine.load(&resolved, options)?;
         *weights = Some(Arc::downgrade(&model));
         Ok(model)
+    }
+
+    /// Load a model with options as a guest asks for them: unset fields take their defaults
+    /// (all layers on the GPU when the engine has one). Guests and host front ends that load
+    /// the same source with the same request share one copy of the weights.
+    pub fn load_request(
+        &self,
+        source: &ModelSource,
+        request: LoadRequest,
+    ) -> LlmResult<Arc<dyn Model>> {
+        let has_gpu = request.gpu_layers.is_none() && !self.engine.gpus().is_empty();
+        self.load(source, &request.resolve(has_gpu))
     }
 
     /// Models in use: loads in progress and weights alive.

@@ -42,6 +42,9 @@ pub struct GuestConfig {
     /// Hub repositories the guest may pull from (`*` matches any run of characters); none by
     /// default.
     pub allow_pull: Vec<String>,
+    /// Destinations the guest may send HTTP requests to (`HOST` or `HOST:PORT`, `*` matches
+    /// any run of characters); none by default.
+    pub allow_http: Vec<String>,
     /// Granted directories.
     pub dirs: Vec<DirGrant>,
     /// Environment variables the guest sees (none by default).

@@ -2,20 +2,25 @@
 //!
 //! A guest gets WASI preview 2 with nothing granted by default (no network, no environment, no
 //! host directories, closed stdin), plus the `tabagent:llm` imports with only the models named in
-//! its [`GuestConfig`]. Each world a guest can be run as has its entry point here, side by side:
-//! the command world ([`CommandApp`], `wasi:cli/run`) and the message-handler world
-//! ([`RouterApp`], `tabagent:llm/messages`, one long-lived instance per peer).
+//! its [`GuestConfig`]. Outgoing HTTP (`wasi:http`) is linked for every world and refused unless
+//! the destination was granted. Each world a guest can be run as has its entry point here, side
+//! by side: the command world ([`CommandApp`], `wasi:cli/run`), the message-handler world
+//! ([`RouterApp`], `tabagent:llm/messages`, one long-lived instance per peer) and the
+//! HTTP-server world ([`HttpApp`], `wasi:http/incoming-handler`, one instance per request).
 
 mod cache;
 mod command;
 mod error;
 mod guest;
+mod http;
+mod outgoing;
 mod router;
 mod store;
 
 pub use command::CommandApp;
 pub use error::RunError;
 pub use guest::{DirGrant, GuestConfig, RunOutcome, Stdio};
+pub use http::{GuestBody, HttpApp, HttpEnd, HttpFailure};
 pub use router::{Reply, RouterApp, RouterSession};
 pub use store::GuestState;
 
@@ -49,6 +54,7 @@ pub struct Host {
     options: HostOptions,
     commands: AppCache<CommandApp>,
     routers: AppCache<RouterApp>,
+    servers: AppCache<HttpApp>,
 }
 
 impl Host {
@@ -81,6 +87,8 @@ impl Host {
         let mut linker = Linker::new(&wasm);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| setup("cannot link WASI", e))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| setup("cannot link wasi:http", e))?;
         crate::wit::add_to_linker(&mut linker).map_err(|e| setup("cannot link tabagent:llm", e))?;
         crate::sandbox::start_epoch_ticker(&wasm);
         Ok(Self {
@@ -90,6 +98,7 @@ impl Host {
             options,
             commands: AppCache::new(),
             routers: AppCache::new(),
+            servers: AppCache::new(),
         })
     }
 
@@ -162,6 +171,32 @@ impl Host {
         guest: GuestConfig,
     ) -> Result<RouterSession, RunError> {
         RouterSession::start(&self.wasm, &self.registry, self.options.fuel, app, guest).await
+    }
+
+    /// Read, compile and prepare an HTTP-server component (exporting
+    /// `wasi:http/incoming-handler`); a file seen before with the same bytes is served from
+    /// memory.
+    pub fn load_server(&self, path: &std::path::Path) -> Result<HttpApp, RunError> {
+        self.load(path, &self.servers, |c| http::prepare(&self.linker, c))
+    }
+
+    /// Serve one HTTP request with a new instance of `app`, limited as `guest` says (its
+    /// deadline bounds the whole request, streaming included). Returns once the guest has set
+    /// the response's head; `on_end` hears when the guest's task is over.
+    pub async fn serve_request<B, F>(
+        &self,
+        app: &HttpApp,
+        guest: GuestConfig,
+        request: hyper::Request<B>,
+        on_end: F,
+    ) -> Result<hyper::Response<GuestBody>, HttpFailure>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+        F: FnOnce(HttpEnd) + Send + 'static,
+    {
+        http::handle(&self.wasm, &self.registry, self.options.fuel, app, guest, request, on_end)
+            .await
     }
 
     /// Compile a component from bytes (`.wasm` binary or `.wat` text).

@@ -1,8 +1,9 @@
-//! One store per guest run: WASI with only what was granted, the `tabagent:llm` state, and the
-//! sandbox's limits on the store.
+//! One store per guest run: WASI with only what was granted, `wasi:http` (outgoing requests only
+//! to granted destinations), the `tabagent:llm` state, and the sandbox's limits on the store.
 
 use super::RunError;
 use super::guest::{GuestConfig, Stdio};
+use super::outgoing::OutgoingHttp;
 use crate::registry::Registry;
 use crate::sandbox::GuestLimiter;
 use crate::wit::{LlmCtx, LlmView, LlmViewProvider};
@@ -11,6 +12,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Most bytes of captured stdout or stderr kept per guest run.
 const CAPTURE_LIMIT: usize = 64 << 20;
@@ -19,6 +21,8 @@ const CAPTURE_LIMIT: usize = 64 << 20;
 pub struct GuestState {
     wasi: WasiCtx,
     llm: LlmCtx,
+    http: WasiHttpCtx,
+    outgoing: OutgoingHttp,
     table: ResourceTable,
     limiter: GuestLimiter,
 }
@@ -40,6 +44,12 @@ impl GuestState {
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outgoing }
     }
 }
 
@@ -111,6 +121,8 @@ pub(super) fn new_store(
     let state = GuestState {
         wasi: wasi.build(),
         llm,
+        http: WasiHttpCtx::new(),
+        outgoing: OutgoingHttp::new(guest.allow_http.clone()),
         table: ResourceTable::new(),
         limiter: GuestLimiter::new(&guest.sandbox),
     };

@@ -70,11 +70,7 @@ impl wit::HostModel for LlmView<'_> {
             use_mlock: o.use_mlock,
         });
         let registry = Arc::clone(self.ctx.models.registry());
-        let model = blocking(move || {
-            let has_gpu = request.gpu_layers.is_none() && !registry.engine().gpus().is_empty();
-            registry.load(&source, &request.resolve(has_gpu))
-        })
-        .await?;
+        let model = blocking(move || registry.load_request(&source, request)).await?;
         let lease = self.ctx.models.admit(&name, model);
         self.push(ModelResource(lease))
     }

@@ -1,5 +1,6 @@
 //! The grants and limits a guest is run with, as command-line options shared by `run` and
-//! `native-messaging` (and written back into a native-messaging launcher by `install`).
+//! `native-messaging` and `serve` (and written back into a native-messaging launcher by
+//! `install`).
 
 use super::progress::Display;
 use anyhow::bail;
@@ -27,6 +28,10 @@ pub struct GrantArgs {
     /// (`*` matches any run of characters, e.g. 'HuggingFaceTB/*'); none by default (repeatable)
     #[arg(long = "allow-pull", value_name = "PATTERN")]
     pub allow_pull: Vec<String>,
+    /// Let the app send HTTP requests to HOST (any port) or HOST:PORT (`*` matches any run of
+    /// characters); none by default (repeatable)
+    #[arg(long = "allow-http", value_name = "HOST[:PORT]")]
+    pub allow_http: Vec<String>,
     /// Grant a host directory: HOST::GUEST, or HOST::GUEST:ro for read-only (repeatable)
     #[arg(long = "dir", value_name = "HOST::GUEST")]
     pub dirs: Vec<String>,
@@ -40,7 +45,8 @@ pub struct GrantArgs {
     #[arg(long, value_name = "TOKENS")]
     pub max_context: Option<u32>,
     /// Wall-clock limit in seconds (for `run`: the whole app; for `native-messaging`: each
-    /// call into the router), generation included; 0 for none [default: 600]
+    /// call into the router; for `serve`: each request, streaming included), generation
+    /// included; 0 for none [default: 600]
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// Largest linear memory of the app, in MiB [default: 1024]
@@ -87,6 +93,11 @@ impl GrantArgs {
                 bail!("--allow-pull '{}': not a repository pattern", p.escape_debug());
             }
         }
+        for h in &self.allow_http {
+            if h.is_empty() || h.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/') {
+                bail!("--allow-http '{}': not a HOST or HOST:PORT", h.escape_debug());
+            }
+        }
         Ok(grants)
     }
 
@@ -105,6 +116,7 @@ impl GrantArgs {
             dirs: grants.dirs,
             env: grants.env,
             allow_pull: self.allow_pull.clone(),
+            allow_http: self.allow_http.clone(),
             stdio,
             ..GuestConfig::default()
         };
@@ -175,6 +187,9 @@ impl GrantArgs {
         );
         for p in &self.allow_pull {
             push("--allow-pull", p.clone());
+        }
+        for h in &self.allow_http {
+            push("--allow-http", h.clone());
         }
         for d in &self.dirs {
             push("--dir", d.clone());

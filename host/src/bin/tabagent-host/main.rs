@@ -10,6 +10,7 @@ mod out;
 mod progress;
 mod pull;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -62,6 +63,14 @@ enum Command {
         The cache is Hugging Face's own (HF_HUB_CACHE, HF_HOME, ~/.cache/huggingface/hub); \
         HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are honoured. Prints the cached file's path.")]
     Pull(pull::PullArgs),
+    /// Serve HTTP (an OpenAI-compatible API, say) with a wasi:http server component, one
+    /// instance per request, the granted models loaded once and shared
+    #[command(after_help = "Examples:\n  \
+        tabagent-host serve openai-server.wasm --listen 127.0.0.1:8080 --model smollm2=model.gguf\n  \
+        curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\\n      \
+        -d '{\"model\":\"smollm2\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'\n\n\
+        GET /health is answered by the host itself. Stops on Ctrl-C or SIGTERM.")]
+    Serve(Box<serve::ServeArgs>),
     /// List, show and remove the models in the Hugging Face cache
     Models {
         #[command(subcommand)]
@@ -146,6 +155,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             probing_engine(probe_args),
             Hub::new(hub_config)?,
         ),
+        Command::Serve(args) => {
+            serve::serve(*args, probing_engine(probe_args), Hub::new(hub_config)?)
+        }
         Command::Pull(args) => pull::pull(args, &Hub::new(hub_config)?).map(|()| ExitCode::SUCCESS),
         Command::Models { command } => {
             models::models(command, &Hub::new(hub_config)?, probing_engine(probe_args))

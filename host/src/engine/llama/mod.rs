@@ -35,7 +35,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender, SyncSender};
 
 /// The llama.cpp engine.
@@ -102,7 +102,10 @@ impl Engine for LlamaEngine {
             .name("llama-scheduler".into())
             .spawn(move || scheduler::run(worker_model, backend, rx))
             .map_err(|e| LlmError::runtime(format!("cannot start scheduler thread: {e}")))?;
-        Ok(Arc::new(LlamaModelHandle { weights: Arc::new(Weights { model, info }), tx }))
+        Ok(Arc::new(LlamaModelHandle {
+            weights: Arc::new(Weights { model, info, sessions: AtomicUsize::new(0) }),
+            tx,
+        }))
     }
 
     fn gpus(&self) -> Vec<GpuDevice> {
@@ -166,6 +169,8 @@ fn read_info(model: &LlamaModel, file_size: u64, gpu_layers: u32) -> ModelInfo {
 struct Weights {
     model: Arc<LlamaModel>,
     info: ModelInfo,
+    /// Sessions alive over these weights.
+    sessions: AtomicUsize,
 }
 
 impl Weights {
@@ -287,6 +292,7 @@ impl Model for LlamaModelHandle {
             options: options.clone(),
             reply,
         })??;
+        self.weights.sessions.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(LlamaSession {
             id,
             n_ctx,
@@ -308,6 +314,10 @@ impl Model for LlamaModelHandle {
             inputs.push(tokens);
         }
         request(&self.tx, |reply| Command::Embed { inputs, reply })?
+    }
+
+    fn sessions(&self) -> usize {
+        self.weights.sessions.load(Ordering::Relaxed)
     }
 }
 
@@ -339,6 +349,7 @@ impl Session for LlamaSession {
 
 impl Drop for LlamaSession {
     fn drop(&mut self) {
+        self.weights.sessions.fetch_sub(1, Ordering::Relaxed);
         let _ = self.tx.send(Command::DropSession { id: self.id });
     }
 }
