@@ -2,7 +2,8 @@
 # Install what building and testing need, idempotently: cmake, clang and libclang (llama.cpp and
 # bindgen), qemu-user (the tests run the host on an emulated CPU without AVX), patchelf
 # (scripts/package.sh), chromium (the native-messaging browser test), the wasm32-wasip2
-# Rust target, rustfmt and clippy, and the default model.
+# Rust target, rustfmt and clippy, the default model, and a Python environment with the
+# official `openai` client (scripts/python-env.sh).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 need=()
@@ -36,3 +37,5 @@ for d in "$target"/{release,debug}{,/deps,/examples}; do
   [ -d "$d" ] && find "$d" -maxdepth 1 -xtype l -name 'lib*.so*' -delete
 done
 "$root/scripts/fetch-models.sh"
+# The official openai client, for the tests of `serve`.
+"$root/scripts/python-env.sh" >/dev/null

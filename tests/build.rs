@@ -23,7 +23,7 @@ fn main() {
     let status = Command::new(cargo)
         .current_dir(&root)
         .args(["build", "--release", "--target", "wasm32-wasip2", "--locked"])
-        .args(["-p", "tabagent-test-programs", "-p", "chat", "-p", "router"])
+        .args(["-p", "tabagent-test-programs", "-p", "chat", "-p", "router", "-p", "openai-server"])
         .arg("--target-dir")
         .arg(&target)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -78,6 +78,6 @@ fn write_guest_list(root: &std::path::Path, guests: &std::path::Path, out: &std:
         .expect("write guests_tested.rs");
 }
 
-/// Example components built with the test guests (each is a package, and a binary or library, of
-/// that name).
-const EXAMPLES: &[&str] = &["chat", "router"];
+/// Example components built with the test guests (each a package, and a binary or library, of
+/// that name; a library's file name has `_` for the package name's `-`).
+const EXAMPLES: &[&str] = &["chat", "router", "openai_server"];

@@ -19,3 +19,4 @@ mod hub;
 mod limits;
 mod models;
 mod native_messaging;
+mod serve;

@@ -4,6 +4,7 @@
 
 pub mod hub_server;
 pub mod reference;
+pub mod serve;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -259,7 +259,10 @@ impl Sampling {
                 }
             },
             Some(_) => {
-                return Err(ApiError::field("stream_options", "'stream_options' must be an object"));
+                return Err(ApiError::field(
+                    "stream_options",
+                    "'stream_options' must be an object",
+                ));
             }
         };
         Ok(Self {

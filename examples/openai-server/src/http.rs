@@ -53,7 +53,20 @@ pub struct Response {
 impl Response {
     /// Send the head: `status` and `content_type` (plus no-cache for event streams).
     pub fn start(out: ResponseOutparam, status: u16, content_type: &str) -> Self {
+        Self::start_with(out, status, content_type, None)
+    }
+
+    /// Send the head, with the body's length when it is known.
+    fn start_with(
+        out: ResponseOutparam,
+        status: u16,
+        content_type: &str,
+        length: Option<usize>,
+    ) -> Self {
         let mut headers = vec![("content-type".to_string(), content_type.as_bytes().to_vec())];
+        if let Some(n) = length {
+            headers.push(("content-length".into(), n.to_string().into_bytes()));
+        }
         if content_type == "text/event-stream" {
             headers.push(("cache-control".into(), b"no-cache".to_vec()));
         }
@@ -104,8 +117,9 @@ impl Drop for Response {
 
 /// A whole JSON response.
 pub fn send_json(out: ResponseOutparam, status: u16, value: &serde_json::Value) {
-    let mut r = Response::start(out, status, "application/json");
-    let _ = r.write(value.to_string().as_bytes());
+    let text = value.to_string();
+    let mut r = Response::start_with(out, status, "application/json", Some(text.len()));
+    let _ = r.write(text.as_bytes());
     r.finish();
 }
 

@@ -107,7 +107,16 @@ impl Body for GuestBody {
 
 impl Drop for GuestBody {
     fn drop(&mut self) {
-        if let Some(task) = self.abort.take() {
+        drop(AbortOnDrop(self.abort.take()));
+    }
+}
+
+/// Stops a task when dropped while armed.
+struct AbortOnDrop(Option<AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
             task.abort();
         }
     }
@@ -203,9 +212,14 @@ where
             }
         }
     });
-    let abort = task.abort_handle();
+    // Until the response is handed on, dropping this call (the connection closed before the
+    // guest answered) stops the guest too; then its body carries that duty.
+    let mut pending = AbortOnDrop(Some(task.abort_handle()));
     match rx.await {
-        Ok(Ok(response)) => Ok(response.map(|inner| GuestBody { inner, abort: Some(abort) })),
+        Ok(Ok(response)) => {
+            let abort = pending.0.take();
+            Ok(response.map(|inner| GuestBody { inner, abort }))
+        }
         Ok(Err(code)) => Err(HttpFailure::ErrorCode(error_code_text(&code))),
         // The outparam was dropped unset: the task has ended (or is ending); say why.
         Err(_) => match task.await {

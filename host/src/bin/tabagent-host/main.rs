@@ -55,7 +55,7 @@ enum Command {
         tabagent-host run chat.wasm --model smollm2=models/SmolLM2-135M-Instruct.Q4_1.gguf -- \"Hello!\"\n  \
         echo 'Hi' | tabagent-host run chat.wasm --model smollm2=model.gguf\n\n\
         Exit codes: the app's own, or 126 when the host could not run it.")]
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Download a GGUF model from Hugging Face into the local cache, verified
     #[command(after_help = "Examples:\n  \
         tabagent-host pull HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_K_M\n  \
@@ -149,7 +149,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         llama::cpu_kernels()?;
     }
     match cli.command {
-        Command::Run(args) => run::run(args, probing_engine(probe_args), Hub::new(hub_config)?),
+        Command::Run(args) => run::run(*args, probing_engine(probe_args), Hub::new(hub_config)?),
         Command::NativeMessaging(args) => native_messaging::native_messaging(
             *args,
             probing_engine(probe_args),

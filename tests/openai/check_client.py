@@ -1,0 +1,261 @@
+"""The official `openai` Python client against `tabagent-host serve` with the openai-server guest.
+
+Run by tests/e2e/serve.rs with: BASE_URL (the server, its model granted as `smollm2`), BUSY_URL
+(a second server allowed one running request and no waiting ones), PROMPT, MAX_TOKENS and
+EXPECTED (the chat example's greedy text for PROMPT and MAX_TOKENS). Every check asserts; the
+last line printed is a JSON summary for the Rust side.
+"""
+
+import json
+import math
+import os
+import threading
+import time
+
+import httpx
+import openai
+
+BASE = os.environ["BASE_URL"]
+BUSY = os.environ["BUSY_URL"]
+PROMPT = os.environ["PROMPT"]
+MAX_TOKENS = int(os.environ["MAX_TOKENS"])
+EXPECTED = os.environ["EXPECTED"]
+
+client = openai.OpenAI(base_url=BASE + "/v1", api_key="unused", max_retries=0, timeout=120)
+summary = {}
+
+
+def chat_messages(prompt):
+    return [{"role": "user", "content": prompt}]
+
+
+def expect_error(cls, status, call, code=None):
+    try:
+        call()
+    except cls as e:
+        assert e.status_code == status, (cls, e.status_code, e)
+        body = e.body if isinstance(e.body, dict) else {}
+        # The client unwraps {"error": {...}} into `body`.
+        for key in ("message", "type", "param", "code"):
+            assert key in body, (key, body)
+        if code is not None:
+            assert body["code"] == code, body
+        return body
+    raise AssertionError(f"{cls.__name__} was not raised")
+
+
+# models.list
+ids = [m.id for m in client.models.list()]
+assert ids == ["smollm2"], ids
+assert client.models.retrieve("smollm2").id == "smollm2"
+
+# A greedy chat completion equals the chat example's greedy text.
+r = client.chat.completions.create(
+    model="smollm2", messages=chat_messages(PROMPT), max_tokens=MAX_TOKENS, temperature=0
+)
+text = r.choices[0].message.content
+assert text == EXPECTED, (text, EXPECTED)
+assert r.choices[0].message.role == "assistant"
+assert r.choices[0].finish_reason in ("length", "stop"), r.choices[0].finish_reason
+assert r.usage.prompt_tokens > 0 and r.usage.completion_tokens <= MAX_TOKENS, r.usage
+assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+if r.choices[0].finish_reason == "length":
+    assert r.usage.completion_tokens == MAX_TOKENS, r.usage
+summary["chat_usage"] = r.usage.model_dump()
+
+# max_completion_tokens is the newer name of max_tokens.
+r2 = client.chat.completions.create(
+    model="smollm2", messages=chat_messages(PROMPT), max_completion_tokens=MAX_TOKENS, temperature=0
+)
+assert r2.choices[0].message.content == EXPECTED
+
+# Streamed: the chunks join to the same text, and the last chunk carries the usage.
+chunks = list(
+    client.chat.completions.create(
+        model="smollm2",
+        messages=chat_messages(PROMPT),
+        max_tokens=MAX_TOKENS,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+)
+joined = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+assert joined == EXPECTED, (joined, EXPECTED)
+assert chunks[0].choices[0].delta.role == "assistant"
+assert chunks[-1].choices == [] and chunks[-1].usage is not None, chunks[-1]
+assert chunks[-1].usage.completion_tokens == r.usage.completion_tokens
+assert chunks[-2].choices[0].finish_reason == r.choices[0].finish_reason
+assert all(c.usage is None for c in chunks[:-1])
+summary["stream_chunks"] = len(chunks)
+
+# A seed makes sampling repeatable; stop sequences end the text before them.
+seeded = [
+    client.chat.completions.create(
+        model="smollm2", messages=chat_messages(PROMPT), max_tokens=12, temperature=0.9, top_p=0.95, seed=7
+    ).choices[0].message.content
+    for _ in range(2)
+]
+assert seeded[0] == seeded[1], seeded
+word = EXPECTED.split()[2]
+stopped = client.chat.completions.create(
+    model="smollm2", messages=chat_messages(PROMPT), max_tokens=MAX_TOKENS, temperature=0, stop=[word]
+)
+assert stopped.choices[0].finish_reason == "stop", stopped.choices[0]
+assert word not in stopped.choices[0].message.content and EXPECTED.startswith(stopped.choices[0].message.content)
+
+# A completion, whole and streamed.
+c = client.completions.create(model="smollm2", prompt="Once upon a time", max_tokens=8, temperature=0)
+assert c.object == "text_completion" and c.choices[0].text, c
+assert c.usage.completion_tokens <= 8 and c.choices[0].finish_reason in ("length", "stop")
+cs = "".join(
+    x.choices[0].text
+    for x in client.completions.create(
+        model="smollm2", prompt="Once upon a time", max_tokens=8, temperature=0, stream=True
+    )
+)
+assert cs == c.choices[0].text, (cs, c.choices[0].text)
+summary["completion"] = c.choices[0].text
+
+# Embeddings: a string or a list, 576 dimensions, unit length (the client asks for base64).
+for inp, n in (("red", 1), (["red", "blue", "a longer sentence about the sea"], 3)):
+    e = client.embeddings.create(model="smollm2", input=inp)
+    assert len(e.data) == n and [d.index for d in e.data] == list(range(n))
+    for d in e.data:
+        assert len(d.embedding) == 576, len(d.embedding)
+        assert abs(math.sqrt(sum(x * x for x in d.embedding)) - 1) < 1e-3
+    assert e.usage.prompt_tokens > 0
+floats = client.embeddings.create(model="smollm2", input="red", encoding_format="float")
+b64 = client.embeddings.create(model="smollm2", input="red")
+assert max(abs(a - b) for a, b in zip(floats.data[0].embedding, b64.data[0].embedding)) < 1e-6
+
+# Errors: the status, and the exception the client raises for it.
+msgs = chat_messages("hi")
+summary["errors"] = {
+    "unknown model": expect_error(
+        openai.NotFoundError, 404, lambda: client.chat.completions.create(model="nope", messages=msgs), "model_not_found"
+    )["code"],
+    "unknown model (retrieve)": expect_error(openai.NotFoundError, 404, lambda: client.models.retrieve("nope"))["code"],
+    "temperature": expect_error(
+        openai.BadRequestError, 400, lambda: client.chat.completions.create(model="smollm2", messages=msgs, temperature=5)
+    )["param"],
+    "n": expect_error(
+        openai.BadRequestError, 400, lambda: client.chat.completions.create(model="smollm2", messages=msgs, n=2)
+    )["param"],
+    "empty messages": expect_error(
+        openai.BadRequestError, 400, lambda: client.chat.completions.create(model="smollm2", messages=[])
+    )["param"],
+    "bad role": expect_error(
+        openai.BadRequestError,
+        400,
+        lambda: client.chat.completions.create(model="smollm2", messages=[{"role": "wizard", "content": "x"}]),
+    )["param"],
+    "empty embedding input": expect_error(
+        openai.BadRequestError, 400, lambda: client.embeddings.create(model="smollm2", input=[])
+    )["param"],
+    "oversize body": expect_error(
+        openai.APIStatusError,
+        413,
+        lambda: client.chat.completions.create(model="smollm2", messages=chat_messages("x" * (9 << 20))),
+        "request_too_large",
+    )["code"],
+    "unknown route": expect_error(
+        openai.NotFoundError, 404, lambda: client.get("/nothing/here", cast_to=httpx.Response)
+    )["code"],
+}
+raw = httpx.post(BASE + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error", raw.text
+raw = httpx.post(BASE + "/v1/chat/completions", json={"model": "smollm2", "messages": "hi"})
+assert raw.status_code == 400 and raw.json()["error"]["param"] == "messages", raw.text
+raw = httpx.get(BASE + "/v1/chat/completions")
+assert raw.status_code == 405, raw.text
+
+# At the concurrency limit: one request runs, the next is refused with 503 at once.
+busy = openai.OpenAI(base_url=BUSY + "/v1", api_key="unused", max_retries=0, timeout=120)
+holder = busy.chat.completions.create(
+    model="smollm2", messages=chat_messages("Tell me a long story."), max_tokens=400, temperature=0, stream=True
+)
+next(iter(holder))
+t = time.monotonic()
+summary["errors"]["busy"] = expect_error(
+    openai.InternalServerError, 503, lambda: busy.chat.completions.create(model="smollm2", messages=msgs, max_tokens=2), "server_busy"
+)["code"]
+assert time.monotonic() - t < 5
+holder.close()
+
+# Eight concurrent streaming clients get their full answers, the same as alone.
+prompts = [f"Write a sentence about the number {i}." for i in range(8)]
+solo = [
+    client.chat.completions.create(model="smollm2", messages=chat_messages(p), max_tokens=48, temperature=0).choices[0].message.content
+    for p in prompts
+]
+results = [None] * 8
+
+
+def stream_one(i):
+    s = client.chat.completions.create(
+        model="smollm2", messages=chat_messages(prompts[i]), max_tokens=48, temperature=0, stream=True
+    )
+    results[i] = "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+
+
+t = time.monotonic()
+threads = [threading.Thread(target=stream_one, args=(i,)) for i in range(8)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+assert results == solo, (results, solo)
+summary["eight_concurrent_s"] = round(time.monotonic() - t, 2)
+
+# One of eight long streams dropped mid-stream: its session ends, the others finish.
+def health():
+    return httpx.get(BASE + "/health").json()
+
+
+abandoned_before = health()["requests"]["abandoned"]
+done = [0] * 8
+stop_early = threading.Event()
+
+
+def long_stream(i):
+    s = client.chat.completions.create(
+        model="smollm2", messages=chat_messages(prompts[i]), max_tokens=160, temperature=0, stream=True
+    )
+    for n, _ in enumerate(s):
+        done[i] = n
+        if i == 0 and n == 3:
+            stop_early.wait(60)
+            s.close()
+            return
+
+
+threads = [threading.Thread(target=long_stream, args=(i,)) for i in range(8)]
+for th in threads:
+    th.start()
+deadline = time.monotonic() + 60
+most = 0
+while time.monotonic() < deadline and most < 8:
+    most = max(most, health()["models"][0]["sessions"])
+    time.sleep(0.02)
+assert most == 8, most
+while done[0] < 3 and time.monotonic() < deadline:
+    time.sleep(0.01)
+stop_early.set()
+fell = None
+while time.monotonic() < deadline:
+    h = health()
+    if h["models"][0]["sessions"] <= 7:
+        fell = h["models"][0]["sessions"]
+        break
+    time.sleep(0.01)
+others_running = sum(1 for th in threads[1:] if th.is_alive())
+assert fell is not None and fell <= 7, health()
+for th in threads:
+    th.join()
+h = health()
+assert h["models"][0]["sessions"] == 0, h
+assert h["requests"]["abandoned"] == abandoned_before + 1, h
+assert all(d > 3 for d in done[1:]), done
+summary["drop"] = {"sessions_after_drop": fell, "others_still_streaming": others_running}
+print(json.dumps(summary))
