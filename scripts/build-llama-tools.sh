@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Build llama.cpp's own tools (llama-bench, llama-completion) as reference peers for benchmarks.
+# Build llama.cpp's own tools (llama-bench, llama-completion, llama-server) as reference peers for
+# benchmarks and tests.
 # The llama-cpp-sys-2 crate lacks the tools' build files; the llama-cpp-python source
-# distribution on PyPI carries the whole llama.cpp tree. Result: $TOOLS/bin/llama-bench.
+# distribution on PyPI carries the whole llama.cpp tree. Result: $TOOLS/bin/llama-{bench,completion,server}.
 # Usage: scripts/build-llama-tools.sh   (TOOLS defaults to ~/.cache/tabagent/llama-tools)
 set -euo pipefail
 tools="${TABAGENT_LLAMA_TOOLS:-$HOME/.cache/tabagent/llama-tools}"
-if [ -x "$tools/bin/llama-bench" ] && [ -x "$tools/bin/llama-completion" ]; then
+if [ -x "$tools/bin/llama-bench" ] && [ -x "$tools/bin/llama-completion" ] && [ -x "$tools/bin/llama-server" ]; then
   echo "llama tools: $tools/bin (already built)"
   exit 0
 fi
@@ -29,8 +30,8 @@ if grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then
 fi
 cmake -S "$src" -B "$tools/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
   -DCMAKE_C_FLAGS="$no_amx" -DCMAKE_CXX_FLAGS="$no_amx" \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
-cmake --build "$tools/build" -j "$(nproc)" --target llama-bench llama-completion >/dev/null
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF >/dev/null
+cmake --build "$tools/build" -j "$(nproc)" --target llama-bench llama-completion llama-server >/dev/null
 mkdir -p "$tools/bin"
-cp "$tools/build/bin/llama-bench" "$tools/build/bin/llama-completion" "$tools/bin/"
+cp "$tools/build/bin/llama-bench" "$tools/build/bin/llama-completion" "$tools/build/bin/llama-server" "$tools/bin/"
 echo "llama tools: $tools/bin"
