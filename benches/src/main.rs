@@ -223,6 +223,9 @@ fn llama_bench(
     Ok((run(prompt_tokens, 0, 0)?, run(0, tokens, prompt_tokens)?))
 }
 
+/// The heading of the section `scripts/bench-serve.sh` writes (kept when this one rewrites).
+const SERVER_SECTION: &str = "## OpenAI-compatible server under load";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -378,6 +381,13 @@ async fn main() -> anyhow::Result<()> {
     )?);
     print!("{md}");
     if let Some(path) = args.write {
+        // Sections other benchmarks write into the same file are kept as they are.
+        if let Ok(old) = std::fs::read_to_string(&path)
+            && let Some(at) = old.find(SERVER_SECTION)
+        {
+            md.push('\n');
+            md.push_str(&old[at..]);
+        }
         std::fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }

@@ -5,6 +5,8 @@
 //! host calls reach it as [`Command`]s over a channel. Running work is stepped round-robin —
 //! one prompt batch or one generated token per sequence, one chunk of an embedding call — so
 //! every session over the model makes progress and a long `embed` does not stall generations.
+//! The contexts of ended sessions are kept a while (cleared) for new sessions with the same
+//! options.
 //! Batching the steps of many sequences into one `llama_decode` changes this module only.
 
 use super::embed::{EmbedJob, Embedder};
@@ -24,8 +26,8 @@ use llama_cpp_2::token::LlamaToken;
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use std::time::Instant;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// A session's sequence id, unique in the process.
@@ -54,7 +56,15 @@ pub(super) enum Command {
     },
 }
 
+/// Idle contexts kept for new sessions with the same options, at most.
+const IDLE_CONTEXTS: usize = 8;
+
+/// How long an idle context is kept.
+const IDLE_CONTEXT_TTL: Duration = Duration::from_secs(30);
+
 struct SessionState<'m> {
+    /// The options the context was made with (a reused context must match them).
+    options: SessionOptions,
     ctx: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
     n_ctx: u32,
@@ -90,13 +100,24 @@ pub(super) fn run(model: Arc<LlamaModel>, backend: &'static LlamaBackend, rx: Re
     let mut sessions: HashMap<SeqId, SessionState<'_>> = HashMap::new();
     let mut embedder: Option<Embedder<'_>> = None;
     let mut embeds: VecDeque<EmbedJob> = VecDeque::new();
+    // Contexts of ended sessions, newest last, with when they became idle: a new session with
+    // the same options takes one (its cache cleared) instead of allocating a context — what a
+    // server making a session per request would otherwise pay on every request.
+    let mut idle: Vec<(SessionState<'_>, Instant)> = Vec::new();
     loop {
+        idle.retain(|(_, since)| since.elapsed() < IDLE_CONTEXT_TTL);
         let busy = !embeds.is_empty() || sessions.values().any(|s| s.job.is_some());
         let command = if busy {
             match rx.try_recv() {
                 Ok(c) => Some(c),
                 Err(TryRecvError::Empty) => None,
                 Err(TryRecvError::Disconnected) => break,
+            }
+        } else if !idle.is_empty() {
+            match rx.recv_timeout(IDLE_CONTEXT_TTL) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         } else {
             match rx.recv() {
@@ -107,7 +128,12 @@ pub(super) fn run(model: Arc<LlamaModel>, backend: &'static LlamaBackend, rx: Re
         if let Some(command) = command {
             match command {
                 Command::NewSession { id, options, reply } => {
-                    let result = new_session(model, backend, &options).map(|s| {
+                    let reused = idle.iter().rposition(|(s, _)| s.options == options);
+                    let result = match reused {
+                        Some(i) => Ok(idle.remove(i).0),
+                        None => new_session(model, backend, &options),
+                    };
+                    let result = result.map(|s| {
                         let n = s.n_ctx;
                         sessions.insert(id, s);
                         n
@@ -115,10 +141,17 @@ pub(super) fn run(model: Arc<LlamaModel>, backend: &'static LlamaBackend, rx: Re
                     let _ = reply.send(result);
                 }
                 Command::DropSession { id } => {
-                    if let Some(mut s) = sessions.remove(&id)
-                        && let Some(job) = s.job.take()
-                    {
-                        finish(job, FinishReason::Cancelled);
+                    if let Some(mut s) = sessions.remove(&id) {
+                        if let Some(job) = s.job.take() {
+                            finish(job, FinishReason::Cancelled);
+                        }
+                        // Nothing of one session is visible to the next.
+                        s.ctx.clear_kv_cache();
+                        s.cached.clear();
+                        if idle.len() == IDLE_CONTEXTS {
+                            idle.remove(0);
+                        }
+                        idle.push((s, Instant::now()));
                     }
                 }
                 Command::Generate { id, prompt, params, events, reply } => {
@@ -183,6 +216,7 @@ fn new_session<'m>(
     let n_ctx = ctx.n_ctx();
     let n_batch = ctx.n_batch().min(n_ctx).max(1);
     Ok(SessionState {
+        options: options.clone(),
         ctx,
         batch: LlamaBatch::new(n_batch as usize, 1),
         n_ctx,
