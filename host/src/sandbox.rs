@@ -56,16 +56,6 @@ impl GuestLimits {
             .memories(self.memories)
             .build()
     }
-
-    /// Epoch ticks until the deadline.
-    pub fn deadline_ticks(&self) -> u64 {
-        match self.deadline {
-            Some(d) => (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
-            // Far enough to never come, and far from overflowing when wasmtime adds the
-            // current epoch to it.
-            None => u64::MAX / 2,
-        }
-    }
 }
 
 /// Tick the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
@@ -151,16 +141,5 @@ mod tests {
         assert!(!l.memory_refused());
         assert!(!l.memory_growing(1 << 19, 2 << 20, None).unwrap());
         assert!(l.memory_refused());
-    }
-
-    #[test]
-    fn deadline_ticks() {
-        let l = GuestLimits { deadline: Some(Duration::from_secs(1)), ..GuestLimits::default() };
-        assert_eq!(l.deadline_ticks(), 100);
-        let tiny =
-            GuestLimits { deadline: Some(Duration::from_millis(1)), ..GuestLimits::default() };
-        assert_eq!(tiny.deadline_ticks(), 1);
-        let none = GuestLimits { deadline: None, ..GuestLimits::default() };
-        assert_eq!(none.deadline_ticks(), u64::MAX / 2);
     }
 }

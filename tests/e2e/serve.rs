@@ -181,6 +181,25 @@ fn a_guest_that_traps_loops_hoards_or_ignores_its_client_fails_only_its_own_requ
         assert_eq!(server.request("GET", "/ok", None).body, "ok", "after {path}");
     }
     assert!(server.alive());
+    // Guests spinning in wasm hold no thread of the server: more loops than it has runtime
+    // threads, and a plain request is still answered at once.
+    let addr = server.addr;
+    let loops: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                raw(addr, b"GET /loop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").status
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    assert_eq!(server.request("GET", "/ok", None).body, "ok");
+    assert!(t.elapsed() < Duration::from_secs(2), "answered in {:?} beside 4 loops", t.elapsed());
+    assert!(loops.into_iter().all(|l| l.join().unwrap() == 500));
+    // A guest that fails mid-stream: the client sees a cut-off body, not a finished one.
+    let r = server.request("GET", "/trap-mid-stream", None);
+    // (Hyper may drop the connection before it has flushed even the head.)
+    assert!(r.status == 0 || (r.status == 200 && !r.complete), "{r:?}");
     // The loop ran into the deadline, the hoarder into the memory limit.
     let log = server.stderr();
     assert!(log.contains("deadline") || log.contains("time limit"), "{log}");
@@ -206,6 +225,24 @@ fn a_guest_that_traps_loops_hoards_or_ignores_its_client_fails_only_its_own_requ
     assert_eq!(h["models"][0]["sessions"], 0, "{h}");
     assert_eq!(h["requests"]["abandoned"], 1, "{h}");
     eprintln!("the deaf stream's session ended {:?} after its client left", dropped.elapsed());
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_and_frees_its_slot() {
+    let server = Served::start(&HTTP_ABUSE.path(), &["--write-timeout", "2", "--timeout", "120"]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // Read nothing; the socket's buffers fill, then the server's writes stall.
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(60);
+    while server.health()["requests"]["abandoned"] != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let h = server.health();
+    let counts = (h["requests"]["abandoned"].as_u64(), h["requests"]["running"].as_u64());
+    assert_eq!(counts, (Some(1), Some(0)), "{h}");
+    eprintln!("cut off {:?} after the request (write timeout 2 s)", t.elapsed());
+    drop(s);
 }
 
 #[test]

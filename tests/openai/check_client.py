@@ -9,6 +9,7 @@ last line printed is a JSON summary for the Rust side.
 import json
 import math
 import os
+import statistics
 import threading
 import time
 
@@ -215,6 +216,7 @@ def health():
 
 abandoned_before = health()["requests"]["abandoned"]
 done = [0] * 8
+stamps = [[] for _ in range(8)]
 stop_early = threading.Event()
 
 
@@ -224,6 +226,7 @@ def long_stream(i):
     )
     for n, _ in enumerate(s):
         done[i] = n
+        stamps[i].append(time.monotonic())
         if i == 0 and n == 3:
             stop_early.wait(60)
             s.close()
@@ -242,6 +245,7 @@ assert most == 8, most
 while done[0] < 3 and time.monotonic() < deadline:
     time.sleep(0.01)
 stop_early.set()
+dropped_at = time.monotonic()
 fell = None
 while time.monotonic() < deadline:
     h = health()
@@ -257,5 +261,22 @@ h = health()
 assert h["models"][0]["sessions"] == 0, h
 assert h["requests"]["abandoned"] == abandoned_before + 1, h
 assert all(d > 3 for d in done[1:]), done
-summary["drop"] = {"sessions_after_drop": fell, "others_still_streaming": others_running}
+
+
+def rate(ts, lo, hi):
+    inside = [t for t in ts if lo <= t < hi]
+    return (len(inside) - 1) / (inside[-1] - inside[0]) if len(inside) > 2 else None
+
+
+# The others' chunk rates over the two seconds before and after the drop (while all still ran).
+first_end = min(st[-1] for st in stamps[1:])
+before = [rate(st, dropped_at - 2, dropped_at) for st in stamps[1:]]
+after = [rate(st, dropped_at + 0.2, min(dropped_at + 2.2, first_end)) for st in stamps[1:]]
+pairs = [(b, a) for b, a in zip(before, after) if a and b]
+summary["drop"] = {
+    "sessions_after_drop": fell,
+    "others_still_streaming": others_running,
+    "others_chunks_per_s_before": round(statistics.mean(b for b, _ in pairs), 1) if pairs else None,
+    "others_chunks_per_s_after": round(statistics.mean(a for _, a in pairs), 1) if pairs else None,
+}
 print(json.dumps(summary))

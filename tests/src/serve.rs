@@ -103,6 +103,8 @@ pub struct Reply {
     pub head: String,
     /// The body (de-chunked).
     pub body: String,
+    /// Whether the body ended as it should (a chunked body's last chunk came).
+    pub complete: bool,
 }
 
 impl Reply {
@@ -134,22 +136,29 @@ pub fn parse_reply(buf: &[u8]) -> Reply {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let head = head.to_lowercase();
-    let body =
-        if head.contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    Reply { status, head, body }
+    let (body, complete) = if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        (body.to_string(), true)
+    };
+    Reply { status, head, body, complete }
 }
 
-/// A chunked body's data (what arrived of it, if it was cut short).
-fn dechunk(mut rest: &str) -> String {
+/// A chunked body's data (what arrived of it, if it was cut short), and whether its last
+/// chunk came.
+fn dechunk(mut rest: &str) -> (String, bool) {
     let mut out = String::new();
     while let Some((size, after)) = rest.split_once("\r\n") {
         let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-        if n == 0 || after.len() < n {
-            out.push_str(&after[..after.len().min(n)]);
+        if n == 0 {
+            return (out, true);
+        }
+        if after.len() < n {
+            out.push_str(after);
             break;
         }
         out.push_str(&after[..n]);
         rest = after[n..].strip_prefix("\r\n").unwrap_or(&after[n..]);
     }
-    out
+    (out, false)
 }

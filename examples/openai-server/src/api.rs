@@ -98,6 +98,10 @@ impl From<Error> for ApiError {
             Error::NotGranted(_) | Error::NotFound(_) => {
                 (404, "invalid_request_error", Some("model_not_found"))
             }
+            // The request ran past the server's time limit: not a busy server to retry later.
+            Error::ResourceExhausted(m) if m.contains("deadline") => {
+                (500, "server_error", Some("timeout"))
+            }
             Error::ResourceExhausted(_) => (503, "server_error", Some("server_busy")),
             Error::Unloaded(_) | Error::Runtime(_) => (500, "server_error", None),
         };
@@ -246,6 +250,12 @@ impl Sampling {
             "logit bias is not supported",
         )?;
         let stream = b.bool("stream")?.unwrap_or(false);
+        if !stream && b.get("stream_options").is_some() {
+            return Err(ApiError::field(
+                "stream_options",
+                "'stream_options' is only allowed with 'stream': true",
+            ));
+        }
         let include_usage = match b.get("stream_options") {
             None => false,
             Some(Value::Object(o)) => match o.get("include_usage") {
@@ -284,8 +294,11 @@ impl Sampling {
         if let Some(t) = self.temperature {
             r = r.temperature(t);
         }
-        if let Some(p) = self.top_p.filter(|p| *p > 0.0) {
-            r = r.top_p(p);
+        match self.top_p {
+            // Nothing but the most likely token is left.
+            Some(p) if p <= 0.0 => r = r.greedy(),
+            Some(p) => r = r.top_p(p),
+            None => {}
         }
         if let Some(s) = self.seed {
             r = r.seed(s);
@@ -297,8 +310,8 @@ impl Sampling {
     }
 }
 
-/// OpenAI's name of a finish reason: a stop sequence is `stop`; a generation cut short by the
-/// request's deadline is `length` (a limit ended it).
+/// OpenAI's name of a finish reason: a stop sequence is `stop`; a generation that ended
+/// otherwise than by itself (cancelled) is `length`.
 pub fn finish_reason(f: tabagent_guest::FinishReason) -> &'static str {
     use tabagent_guest::FinishReason as F;
     match f {

@@ -18,6 +18,7 @@ pub use types::*;
 use crate::error::LlmResult;
 use crate::source::ResolvedModel;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// An inference backend: loads models.
 pub trait Engine: Send + Sync + 'static {
@@ -55,6 +56,16 @@ pub trait Model: Send + Sync {
     /// Mean-pooled, L2-normalized embeddings, one per text. Blocks, but does not hold up the
     /// generations of other sessions on the same model.
     fn embed(&self, texts: &[String]) -> LlmResult<Vec<Vec<f32>>>;
+    /// [`Model::embed`], given up with an error once `cancel` is set (its caller went away).
+    /// Engines that cannot stop midway finish the work.
+    fn embed_cancellable(
+        &self,
+        texts: &[String],
+        cancel: &Arc<AtomicBool>,
+    ) -> LlmResult<Vec<Vec<f32>>> {
+        let _ = cancel;
+        self.embed(texts)
+    }
     /// Sessions over the model that are alive now.
     fn sessions(&self) -> usize;
 }

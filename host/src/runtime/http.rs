@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::task::AbortHandle;
@@ -76,6 +77,22 @@ impl<F: FnOnce(HttpEnd)> Drop for EndGuard<F> {
 pub struct GuestBody {
     inner: HyperOutgoingBody,
     abort: Option<AbortHandle>,
+    /// Set when the guest failed: the body's end is then an error, not a clean end.
+    failed: Arc<AtomicBool>,
+}
+
+impl GuestBody {
+    /// Let the guest run on when the body is dropped unread (responses without a body: `HEAD`,
+    /// `204`, `304`).
+    pub fn disarm(&mut self) {
+        self.abort = None;
+    }
+}
+
+/// The store and the end guard of one request's task, dropped in this order.
+struct TaskState<F: FnOnce(HttpEnd)> {
+    store: wasmtime::Store<GuestState>,
+    end: EndGuard<F>,
 }
 
 impl Body for GuestBody {
@@ -87,7 +104,14 @@ impl Body for GuestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) if this.failed.load(Ordering::SeqCst) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(
+                    "the guest failed before its response ended".into(),
+                )))))
+            }
+            other => other,
+        };
         match &polled {
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.abort = None,
             Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.abort = None,
@@ -169,13 +193,19 @@ where
     let out = store.data_mut().http().new_response_outparam(tx).map_err(setup)?;
     let pre = app.pre.clone();
     let deadline = guest.sandbox.deadline;
+    let failed = Arc::new(AtomicBool::new(false));
+    let failed_flag = Arc::clone(&failed);
+    // Dropped together if the task is aborted: the store (sessions, leases) before the guard
+    // that tells the server the request is over.
+    let mut state = TaskState { store, end };
     let task = tokio::spawn(async move {
+        let store = &mut state.store;
         let run = async {
             let proxy = pre
-                .instantiate_async(&mut store)
+                .instantiate_async(&mut *store)
                 .await
                 .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(
+            proxy.wasi_http_incoming_handler().call_handle(&mut *store, req, out).await.map_err(
                 |e| {
                     super::command::classify(
                         &e,
@@ -198,7 +228,12 @@ where
                 })),
             None => run.await,
         };
+        // A body the guest had not finished must not look finished to the client.
+        if result.is_err() {
+            failed_flag.store(true, Ordering::SeqCst);
+        }
         // The request's sessions and leases end here, before anyone hears the guest is done.
+        let TaskState { store, end } = state;
         drop(store);
         match result {
             Ok(()) => {
@@ -218,7 +253,7 @@ where
     match rx.await {
         Ok(Ok(response)) => {
             let abort = pending.0.take();
-            Ok(response.map(|inner| GuestBody { inner, abort }))
+            Ok(response.map(|inner| GuestBody { inner, abort, failed }))
         }
         Ok(Err(code)) => Err(HttpFailure::ErrorCode(error_code_text(&code))),
         // The outparam was dropped unset: the task has ended (or is ending); say why.

@@ -76,7 +76,7 @@ impl RouterSession {
         let (mut store, _) = new_store(wasm, registry, fuel_counting, &guest)?;
         guest.sandbox.deadline = per_call;
         // Instantiation (the component's start functions) has a call's deadline too.
-        store.set_epoch_deadline(guest.sandbox.deadline_ticks());
+        store.data_mut().set_call_deadline(per_call);
         let exports = app
             .pre
             .instantiate_async(&mut store)
@@ -98,7 +98,6 @@ impl RouterSession {
     async fn call(&mut self, message: Option<&str>) -> Result<Reply, RunError> {
         let limit = self.guest.sandbox.deadline;
         self.store.data_mut().set_call_deadline(limit);
-        self.store.set_epoch_deadline(self.guest.sandbox.deadline_ticks());
         // Fuel, like the deadline, is per call.
         if let Some(fuel) = self.guest.sandbox.fuel {
             self.store

@@ -8,8 +8,9 @@ use crate::registry::Registry;
 use crate::sandbox::GuestLimiter;
 use crate::wit::{LlmCtx, LlmView, LlmViewProvider};
 use std::sync::Arc;
-use wasmtime::Store;
+use std::time::Instant;
 use wasmtime::component::ResourceTable;
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -19,6 +20,8 @@ const CAPTURE_LIMIT: usize = 64 << 20;
 
 /// Per-guest store data.
 pub struct GuestState {
+    /// When wasm code must stop (`None`: never).
+    wasm_deadline: Option<Instant>,
     wasi: WasiCtx,
     llm: LlmCtx,
     http: WasiHttpCtx,
@@ -33,9 +36,12 @@ impl GuestState {
         self.limiter.memory_refused()
     }
 
-    /// Generation stops at `limit` from now (for hosts that bound each call, not the run).
+    /// Wasm code and generation stop at `limit` from now (for hosts that bound each call, not
+    /// the run).
     pub(super) fn set_call_deadline(&mut self, limit: Option<std::time::Duration>) {
-        if let Some(at) = limit.and_then(|d| std::time::Instant::now().checked_add(d)) {
+        let at = limit.and_then(|d| Instant::now().checked_add(d));
+        self.wasm_deadline = at;
+        if let Some(at) = at {
             self.llm.set_deadline(at);
         }
     }
@@ -114,11 +120,12 @@ pub(super) fn new_store(
     };
     let mut llm = LlmCtx::new(Arc::clone(registry), guest.models.clone(), guest.limits.clone());
     llm.allow_pulls(guest.allow_pull.clone());
-    if let Some(at) = guest.sandbox.deadline.and_then(|d| std::time::Instant::now().checked_add(d))
-    {
+    let wasm_deadline = guest.sandbox.deadline.and_then(|d| Instant::now().checked_add(d));
+    if let Some(at) = wasm_deadline {
         llm.set_deadline(at);
     }
     let state = GuestState {
+        wasm_deadline,
         wasi: wasi.build(),
         llm,
         http: WasiHttpCtx::new(),
@@ -129,8 +136,13 @@ pub(super) fn new_store(
     let mut store = Store::new(wasm, state);
     store.limiter(|s| &mut s.limiter);
     store.set_hostcall_fuel(guest.sandbox.max_call_bytes);
-    store.set_epoch_deadline(guest.sandbox.deadline_ticks());
-    store.epoch_deadline_trap();
+    // At every epoch tick, wasm code yields to the async runtime (a guest spinning in wasm holds
+    // no runtime thread for longer than a tick) and traps once past its deadline.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| match ctx.data().wasm_deadline {
+        Some(at) if Instant::now() >= at => Err(wasmtime::Trap::Interrupt.into()),
+        _ => Ok(UpdateDeadline::Yield(1)),
+    });
     let fuel_error = |e: wasmtime::Error| RunError::Setup(format!("cannot set fuel: {e}"));
     match (guest.sandbox.fuel, fuel_counting) {
         (Some(fuel), true) => store.set_fuel(fuel).map_err(fuel_error)?,

@@ -9,7 +9,7 @@
 //! - at most `max_running` requests run at once, `max_waiting` more wait (each at most
 //!   `max_wait`), the rest get `503` with `Retry-After` at once;
 //! - headers have a size, count and time limit (`431`, connection closed), connections a
-//!   count limit;
+//!   count limit, and a response whose client reads nothing for `write_timeout` ends;
 //! - a guest that fails answers `500` for its request only; a client that goes away mid-stream
 //!   stops its guest (and so its generation).
 //!
@@ -18,9 +18,11 @@
 
 mod admission;
 mod reply;
+mod stall;
 
 pub use admission::{Admission, Refused};
 pub use reply::{BodyError, ServerBody, error, json, read_body};
+pub use stall::StallGuard;
 
 use crate::engine::Model;
 use crate::error::LlmError;
@@ -61,6 +63,9 @@ pub struct ServeOptions {
     pub max_headers: usize,
     /// Open connections at most; further ones are closed at once.
     pub max_connections: usize,
+    /// Longest a response may wait for a client that reads nothing; the connection (and its
+    /// request's guest) ends beyond.
+    pub write_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -75,6 +80,7 @@ impl Default for ServeOptions {
             max_header_bytes: 64 << 10,
             max_headers: 100,
             max_connections: 256,
+            write_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -200,7 +206,8 @@ impl Server {
                     let shared = Arc::clone(&shared);
                     async move { Ok::<_, Infallible>(shared.route(req).await) }
                 });
-                if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                let io = TokioIo::new(StallGuard::new(stream, o.write_timeout));
+                if let Err(e) = builder.serve_connection(io, service).await {
                     tracing::debug!("connection from {peer} ended: {e}");
                 }
             });
@@ -221,14 +228,16 @@ impl Shared {
                 ),
             };
         }
-        if req.uri().authority().is_none() && !req.headers().contains_key(header::HOST) {
+        let host_ok = req.headers().get(header::HOST).is_some_and(|h| h.to_str().is_ok());
+        if req.uri().authority().is_none() && !host_ok {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "missing_host",
-                "the request has no Host header",
+                "the request has no Host header (or one that is not text)",
             );
         }
+        let head = req.method() == Method::HEAD;
         let o = &self.options;
         let req = match read_body(req, o.max_body_bytes, o.body_timeout).await {
             Ok(r) => r,
@@ -260,14 +269,22 @@ impl Shared {
             };
         };
         match self.host.serve_request(&self.app, self.guest.clone(), req, on_end).await {
-            Ok(response) => response.map(|b| b.boxed_unsync()),
+            Ok(mut response) => {
+                // Hyper drops these bodies unread: that is not a client going away.
+                let status = response.status();
+                if head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+                    response.body_mut().disarm();
+                }
+                response.map(|b| b.boxed_unsync())
+            }
             Err(failure) => {
-                tracing::error!("a request failed: {failure}");
+                // The details (a trap's backtrace, say) are for the server's log, not clients.
+                tracing::error!("a request's handler failed: {failure}");
                 error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
                     "guest_failed",
-                    &format!("the request's handler failed: {failure}"),
+                    "the request's handler failed; the server's log says why",
                 )
             }
         }

@@ -9,6 +9,7 @@ use crate::engine::{FinishReason, GenerationStream, GenerationSummary, Prompt, S
 use crate::error::LlmError;
 use crate::params::{SamplingRequest, SessionRequest};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::Resource;
 
 fn sampling(o: wit::SamplingOptions) -> SamplingRequest {
@@ -55,6 +56,15 @@ fn to_wit_generation(g: GenerationSummary) -> wit::Generation {
     }
 }
 
+/// Sets its flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 fn engine_gone() -> HostError {
     LlmError::runtime("the engine stopped before generation finished").into()
 }
@@ -67,7 +77,11 @@ impl wit::Host for LlmView<'_> {
     ) -> HostResult<Vec<Vec<f32>>> {
         let model = self.model(&r)?;
         self.ctx.limits.check_embed(&texts)?;
-        blocking(move || model.embed(&texts)).await
+        // If this call is dropped (its guest stopped, its deadline passed), the engine gives the
+        // work up at its next step.
+        let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+        let flag = Arc::clone(&cancel.0);
+        blocking(move || model.embed_cancellable(&texts, &flag)).await
     }
 }
 

@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Open connections at most
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_connections: usize,
+    /// Seconds a response waits for a client that reads nothing before the connection ends
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    write_timeout: u64,
 }
 
 pub fn serve(args: ServeArgs, engine: LlamaEngine, hub: Hub) -> anyhow::Result<ExitCode> {
@@ -57,6 +60,7 @@ pub fn serve(args: ServeArgs, engine: LlamaEngine, hub: Hub) -> anyhow::Result<E
         body_timeout: Duration::from_secs(args.body_timeout),
         header_timeout: Duration::from_secs(args.header_timeout),
         max_connections: args.max_connections,
+        write_timeout: Duration::from_secs(args.write_timeout),
         ..ServeOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -16,6 +16,8 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 
 /// Most tokens of one text decoded per scheduler step.
@@ -75,19 +77,27 @@ pub(super) struct EmbedJob {
     sum: Vec<f64>,
     out: Vec<Vec<f32>>,
     reply: SyncSender<LlmResult<Vec<Vec<f32>>>>,
+    cancel: Arc<AtomicBool>,
 }
 
 impl EmbedJob {
     pub(super) fn new(
         inputs: Vec<Vec<LlamaToken>>,
         reply: SyncSender<LlmResult<Vec<Vec<f32>>>>,
+        cancel: Arc<AtomicBool>,
     ) -> Self {
         let n = inputs.len();
-        Self { inputs, text: 0, done: 0, sum: Vec::new(), out: Vec::with_capacity(n), reply }
+        let out = Vec::with_capacity(n);
+        Self { inputs, text: 0, done: 0, sum: Vec::new(), out, reply, cancel }
     }
 
     /// Decode the next chunk; the job back if it has more to do, else it has replied.
     pub(super) fn step(mut self, e: &mut Embedder<'_>) -> Option<Self> {
+        if self.cancel.load(Ordering::Relaxed) {
+            e.ctx.clear_kv_cache();
+            let _ = self.reply.send(Err(LlmError::runtime("the embedding was given up")));
+            return None;
+        }
         match self.advance(e) {
             Ok(()) if self.text == self.inputs.len() => {
                 let _ = self.reply.send(Ok(std::mem::take(&mut self.out)));

@@ -35,7 +35,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender, SyncSender};
 
 /// The llama.cpp engine.
@@ -302,6 +302,14 @@ impl Model for LlamaModelHandle {
     }
 
     fn embed(&self, texts: &[String]) -> LlmResult<Vec<Vec<f32>>> {
+        self.embed_cancellable(texts, &Arc::new(AtomicBool::new(false)))
+    }
+
+    fn embed_cancellable(
+        &self,
+        texts: &[String],
+        cancel: &Arc<AtomicBool>,
+    ) -> LlmResult<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -313,7 +321,8 @@ impl Model for LlamaModelHandle {
             }
             inputs.push(tokens);
         }
-        request(&self.tx, |reply| Command::Embed { inputs, reply })?
+        let cancel = Arc::clone(cancel);
+        request(&self.tx, |reply| Command::Embed { inputs, reply, cancel })?
     }
 
     fn sessions(&self) -> usize {

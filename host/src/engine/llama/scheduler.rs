@@ -26,6 +26,7 @@ use llama_cpp_2::token::LlamaToken;
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -53,6 +54,8 @@ pub(super) enum Command {
     Embed {
         inputs: Vec<Vec<LlamaToken>>,
         reply: SyncSender<LlmResult<Vec<Vec<f32>>>>,
+        /// Set when the caller gave up: the job is dropped at its next step.
+        cancel: Arc<AtomicBool>,
     },
 }
 
@@ -131,7 +134,14 @@ pub(super) fn run(model: Arc<LlamaModel>, backend: &'static LlamaBackend, rx: Re
                     let reused = idle.iter().rposition(|(s, _)| s.options == options);
                     let result = match reused {
                         Some(i) => Ok(idle.remove(i).0),
-                        None => new_session(model, backend, &options),
+                        // Out of memory with idle contexts held: free them and try again.
+                        None => new_session(model, backend, &options).or_else(|e| {
+                            if idle.is_empty() {
+                                return Err(e);
+                            }
+                            idle.clear();
+                            new_session(model, backend, &options)
+                        }),
                     };
                     let result = result.map(|s| {
                         let n = s.n_ctx;
@@ -145,8 +155,12 @@ pub(super) fn run(model: Arc<LlamaModel>, backend: &'static LlamaBackend, rx: Re
                         if let Some(job) = s.job.take() {
                             finish(job, FinishReason::Cancelled);
                         }
-                        // Nothing of one session is visible to the next.
-                        s.ctx.clear_kv_cache();
+                        // Nothing of one session is visible to the next: every cell of its
+                        // sequence is freed (the buffer is not rewritten; freed cells are never
+                        // attended to).
+                        if !s.ctx.clear_kv_cache_seq(Some(0), None, None).unwrap_or(false) {
+                            s.ctx.clear_kv_cache();
+                        }
                         s.cached.clear();
                         if idle.len() == IDLE_CONTEXTS {
                             idle.remove(0);
@@ -161,7 +175,7 @@ pub(super) fn run(model: Arc<LlamaModel>, backend: &'static LlamaBackend, rx: Re
                     };
                     let _ = reply.send(result);
                 }
-                Command::Embed { inputs, reply } => {
+                Command::Embed { inputs, reply, cancel } => {
                     let checked = match embedder.take() {
                         Some(e) => Ok(e),
                         None => Embedder::new(model, backend),
@@ -172,7 +186,7 @@ pub(super) fn run(model: Arc<LlamaModel>, backend: &'static LlamaBackend, rx: Re
                         ok
                     });
                     match checked {
-                        Ok(()) => embeds.push_back(EmbedJob::new(inputs, reply)),
+                        Ok(()) => embeds.push_back(EmbedJob::new(inputs, reply, cancel)),
                         Err(err) => {
                             let _ = reply.send(Err(err));
                         }

@@ -1,6 +1,7 @@
 //! A hostile `wasi:http` handler, for the server's tests: the request's path picks the abuse.
 //! `/ok` answers 200; `/trap` panics; `/loop` spins forever; `/alloc` grows memory without end;
-//! `/no-response` returns without answering; `/deaf-stream` streams a long generation and
+//! `/no-response` returns without answering; `/trap-mid-stream` traps after its first bytes;
+//! `/flood` writes without end, ignoring failures; `/deaf-stream` streams a long generation and
 //! ignores every failed write (the host must stop it when its client goes away);
 //! `/fetch/PORT` makes an outgoing request to `http://127.0.0.1:PORT/` and answers 200 with its
 //! body, or 502 with the error.
@@ -71,6 +72,18 @@ impl Guest for Handler {
                 }
             }
             "/no-response" => drop(out),
+            "/trap-mid-stream" => {
+                let (_body, stream) = respond(out, 200);
+                stream.blocking_write_and_flush(b"the start of a reply").unwrap();
+                panic!("the handler traps mid-stream");
+            }
+            "/flood" => {
+                let (_body, stream) = respond(out, 200);
+                let block = vec![b'x'; 4096];
+                loop {
+                    let _ = stream.blocking_write_and_flush(&block);
+                }
+            }
             "/deaf-stream" => {
                 let (_body, stream) = respond(out, 200);
                 let model = tabagent_guest::Model::load("smollm2").unwrap();
