@@ -149,6 +149,9 @@ def markdown(rows, args):
             f"generated tok/s {ra['tok_s'] / rb['tok_s']:.2f}×."
         )
         out.append("")
+    if args.note:
+        out.append(args.note)
+        out.append("")
     for name, r in rows:
         if r["failures"]:
             out.append(f"{name} failures (first ones): " + "; ".join(r["failures"]))
@@ -164,6 +167,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--write")
     ap.add_argument("--machine", default="")
+    ap.add_argument("--note", default="", help="a paragraph after the table")
     args = ap.parse_args()
     rows = []
     for spec in args.server:

@@ -30,5 +30,11 @@ wait_up http://127.0.0.1:18182
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 "$python" benches/serve_load.py --workers "$workers" --write docs/BENCHMARKS.md \
   --machine "$cpu, $(nproc) threads" \
+  --note "Why the gap: the host's scheduler steps the sequences of concurrent requests round-robin, one \
+\`llama_decode\` per sequence per token, where llama-server decodes one token of every busy slot in a single \
+batched \`llama_decode\`; with 8 requests at once that is 8 passes over the weights per step against 1. \
+Batching the sequences of many guests into one decode is what closes it. A request's own overhead \
+(a fresh instance, the shared model's lease, a pooled context) is small beside that: a 1-token request \
+takes about 70 ms against llama-server's 50 ms." \
   --server "tabagent-host serve + openai-server guest=http://127.0.0.1:18181=$tabagent_pid" \
   --server "llama.cpp llama-server=http://127.0.0.1:18182=$llama_pid" "$@"
