@@ -41,7 +41,9 @@ mod pull;
 
 pub use bindings::tabagent::llm::hardware;
 pub use bindings::tabagent::llm::inference::{FinishReason, Generation, SessionOptions, Usage};
-pub use bindings::tabagent::llm::models::{LoadOptions, LoadedModel, ModelMetadata, ModelState};
+pub use bindings::tabagent::llm::models::{
+    LoadOptions, LoadedModel, ModelMetadata, ModelReport, ModelState, TensorTypeCount,
+};
 pub use pull::{Pull, PullProgress, PullState, allowed_pulls, pull_state_name};
 
 use bindings::tabagent::llm::{inference as raw_inf, models as raw_models, types as raw_types};
@@ -185,6 +187,12 @@ pub fn exit(code: u8) -> ! {
 /// Model names this app was granted.
 pub fn granted_models() -> Vec<String> {
     raw_models::granted()
+}
+
+/// What the granted model `name` is (format, architecture, tensor types, BitNet, task) and
+/// whether this host runs it, from its file's header; nothing is loaded or downloaded.
+pub fn inspect(name: &str) -> Result<ModelReport, Error> {
+    Ok(raw_models::inspect(name)?)
 }
 
 /// Models this app has loaded.

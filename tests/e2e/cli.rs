@@ -323,13 +323,18 @@ fn the_package_runs_from_its_own_folder() {
 
 #[test]
 fn inspect_prints_metadata() {
-    let out = host(&["inspect", model_path().to_str().unwrap(), "--json"], None);
+    let out = host(&["inspect", model_path().to_str().unwrap(), "--json", "--load"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["vocabSize"], 49152);
-    assert_eq!(v["layerCount"], 30);
-    assert_eq!(v["loadedTo"]["device"], "CPU");
-    assert_eq!(v["loadedTo"]["cpuLayers"], 31);
+    assert_eq!(v["loaded"]["vocabSize"], 49152);
+    assert_eq!(v["loaded"]["layerCount"], 30);
+    assert_eq!(v["loaded"]["loadedTo"]["device"], "CPU");
+    assert_eq!(v["loaded"]["loadedTo"]["cpuLayers"], 31);
+    // Without --load: the header alone.
+    let out = host(&["inspect", model_path().to_str().unwrap(), "--json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["format"].as_str(), v["layerCount"].as_u64()), (Some("gguf"), Some(30)));
+    assert!(v.get("loaded").is_none());
     let bad = host(&["inspect", "/nonexistent.gguf"], None);
     assert_eq!(bad.status.code(), Some(126));
     assert!(text(&bad.stderr).contains("not found"));

@@ -2,6 +2,7 @@
 //! time), the model, hosts to run guests on — one over llama.cpp, one over the fake engine —
 //! and the reference greedy loop the host is compared with.
 
+pub mod bitnet;
 pub mod hub_server;
 pub mod reference;
 pub mod serve;

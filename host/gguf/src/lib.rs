@@ -139,6 +139,9 @@ pub fn tensor_type(id: u32) -> Option<TensorType> {
         30 => ("BF16", 1, 2),
         34 => ("TQ1_0", 256, 54),
         35 => ("TQ2_0", 256, 66),
+        // Microsoft bitnet.cpp's ternary layout (2 bits a weight, and one scale per tensor that
+        // this size leaves out); not upstream ggml's. Read so it can be named and refused.
+        36 => ("I2_S", 4, 1),
         39 => ("MXFP4", 32, 17),
         _ => return None,
     };

@@ -55,15 +55,26 @@ impl Builder {
     }
 
     /// A tensor of F32 elements placed after the previous one.
-    pub fn tensor_f32(mut self, name: &str, dims: &[u64]) -> Self {
+    pub fn tensor_f32(self, name: &str, dims: &[u64]) -> Self {
+        self.tensor(name, dims, 0)
+    }
+
+    /// A tensor of ggml type `type_id` placed after the previous one; its data size follows
+    /// from the type (a type this crate does not know, or dimensions that are not whole blocks,
+    /// are written as given, for files that must be refused).
+    pub fn tensor(mut self, name: &str, dims: &[u64], type_id: u32) -> Self {
         s(&mut self.tensors, name);
         self.tensors.extend_from_slice(&(dims.len() as u32).to_le_bytes());
         for d in dims {
             self.tensors.extend_from_slice(&d.to_le_bytes());
         }
-        self.tensors.extend_from_slice(&0u32.to_le_bytes());
+        self.tensors.extend_from_slice(&type_id.to_le_bytes());
         self.tensors.extend_from_slice(&self.data_len.to_le_bytes());
-        let size = dims.iter().product::<u64>() * 4;
+        let elements = dims.iter().product::<u64>();
+        let size = match crate::tensor_type(type_id) {
+            Some(t) => elements.div_ceil(t.block) * t.bytes,
+            None => elements,
+        };
         self.data_len += size.div_ceil(32) * 32;
         self.n_tensors += 1;
         self

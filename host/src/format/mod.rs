@@ -1,50 +1,88 @@
 //! What a model file is, decided in one place before any engine opens it.
 //!
-//! [`detect`] reads the first bytes of a file and names its format; [`check`] refuses files an
-//! engine must not be handed: anything that is not GGUF today, and GGUF files whose header is
-//! malformed or that llama.cpp would trust blindly ([`checks`]). Detection of BitNet ternary
-//! models and of other formats (SafeTensors, ONNX, LiteRT) belongs here too, so that the choice
-//! of engine is made from what this module reports.
+//! [`detect`] names a file's format from its first bytes (GGUF, SafeTensors, ONNX,
+//! TFLite/LiteRT); [`inspect`] reports what a file or folder holds and which engine runs it
+//! ([`report`]); [`check`] refuses files an engine must not be handed: anything that is not GGUF,
+//! GGUF files whose header is malformed or that llama.cpp would trust blindly ([`checks`]), and
+//! tensors in layouts llama.cpp does not read (bitnet.cpp's `I2_S`).
 
 pub mod checks;
+pub mod detect;
+pub mod report;
+
+pub use report::{ModelReport, Route, Task, TensorTypeCount, inspect};
 
 use crate::error::LlmError;
 use crate::gguf::GgufFile;
-use std::io::Read as _;
 use std::path::Path;
 
-/// A model file's format, from its magic bytes.
+/// A model file's format, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelFormat {
     /// llama.cpp's GGUF (`GGUF` magic).
     Gguf,
+    /// Hugging Face SafeTensors (a JSON header after its length).
+    SafeTensors,
+    /// ONNX (a protobuf `ModelProto`).
+    Onnx,
+    /// TFLite / LiteRT (a FlatBuffer with the `TFL3` identifier).
+    TfLite,
     /// Anything else.
     Other,
 }
 
-/// Name the format of the file at `path` from its first four bytes.
-pub fn detect(path: &Path) -> Result<(ModelFormat, [u8; 4]), LlmError> {
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).map_err(|e| {
-        LlmError::invalid(format!("{}: cannot read a GGUF header: {e}", path.display()))
-    })?;
-    let format = if &magic == b"GGUF" { ModelFormat::Gguf } else { ModelFormat::Other };
-    Ok((format, magic))
+impl ModelFormat {
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gguf => "gguf",
+            Self::SafeTensors => "safetensors",
+            Self::Onnx => "onnx",
+            Self::TfLite => "tflite",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Name the format of the file at `path` from its first bytes.
+pub fn detect(path: &Path) -> Result<ModelFormat, LlmError> {
+    detect::sniff_file(path).map_err(|e| {
+        LlmError::invalid(format!("{}: cannot read a model header: {e}", path.display()))
+    })
 }
 
 /// Check that `path` is a GGUF file an engine may open: the format, then the header checks.
 /// Returns the parsed header.
 pub fn check(path: &Path) -> Result<GgufFile, LlmError> {
-    let (format, magic) = detect(path)?;
-    if format != ModelFormat::Gguf {
-        return Err(LlmError::invalid(format!(
-            "{} is not a GGUF file (magic {magic:02x?}, expected \"GGUF\")",
-            path.display()
+    let refused = |why: String| LlmError::invalid(format!("{} was refused: {why}", path.display()));
+    match detect(path)? {
+        ModelFormat::Gguf => {}
+        ModelFormat::Other => {
+            return Err(LlmError::invalid(format!(
+                "{} is not a GGUF file (nor SafeTensors, ONNX or TFLite)",
+                path.display()
+            )));
+        }
+        other => {
+            let route = report::inspect_file(path).map(|r| r.route.describe()).unwrap_or_default();
+            return Err(LlmError::Unsupported(format!(
+                "{} is not a GGUF file but {}: {route}",
+                path.display(),
+                other.name()
+            )));
+        }
+    }
+    let file = checks::check_model_file(path).map_err(|e| refused(e.to_string()))?;
+    if let Some(layout) = file.tensors.iter().find_map(|t| tabagent_bitnet::foreign_layout(t.ty.id))
+    {
+        return Err(refused(format!(
+            "its ternary tensors are in the {layout} layout, which llama.cpp does not read; \
+             convert the original checkpoint with llama.cpp's convert_hf_to_gguf.py --outtype \
+             tq2_0 (or tq1_0) instead (BitNet/README.md)"
         )));
     }
-    checks::check_model_file(path)
-        .map_err(|e| LlmError::invalid(format!("{} was refused: {e}", path.display())))
+    Ok(file)
 }
 
 /// Name of a `general.file_type` value (llama.cpp's `llama_ftype`).
@@ -106,7 +144,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let other = dir.join("notes.bin");
         std::fs::write(&other, b"not a model at all").unwrap();
-        assert_eq!(detect(&other).unwrap().0, ModelFormat::Other);
+        assert_eq!(detect(&other).unwrap(), ModelFormat::Other);
         let e = check(&other).unwrap_err();
         assert!(matches!(&e, LlmError::InvalidInput(m) if m.contains("not a GGUF")), "{e}");
         let gguf = dir.join("tiny.gguf");
@@ -117,7 +155,7 @@ mod tests {
             .tensor_f32("blk.0.attn_q.weight", &[8])
             .build();
         std::fs::write(&gguf, bytes).unwrap();
-        assert_eq!(detect(&gguf).unwrap().0, ModelFormat::Gguf);
+        assert_eq!(detect(&gguf).unwrap(), ModelFormat::Gguf);
         assert!(check(&gguf).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }

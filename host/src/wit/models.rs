@@ -5,8 +5,11 @@ use super::error::HostResult;
 use super::resources::ModelResource;
 use super::view::{LlmView, blocking};
 use crate::engine::{ChatMessage, DeviceKind, Model};
+use crate::error::LlmError;
+use crate::format::{self, ModelReport};
 use crate::params::{LoadRequest, check_chat};
 use crate::registry::ModelState;
+use crate::source::ModelSource;
 use std::sync::Arc;
 use wasmtime::component::Resource;
 
@@ -26,7 +29,68 @@ pub(super) fn to_chat(messages: Vec<wit::ChatMessage>) -> HostResult<Vec<ChatMes
     Ok(m)
 }
 
+/// A detection report as WIT.
+fn to_report(r: ModelReport) -> wit::ModelReport {
+    wit::ModelReport {
+        format: r.format.name().into(),
+        architecture: r.architecture,
+        file_type: r.file_type,
+        tensor_types: r
+            .tensor_types
+            .into_iter()
+            .map(|t| wit::TensorTypeCount {
+                name: t.name,
+                tensors: t.tensors,
+                elements: t.elements,
+                bytes: t.bytes,
+            })
+            .collect(),
+        parameter_count: r.parameter_count,
+        context_length: r.context_length,
+        layer_count: r.layer_count,
+        has_chat_template: r.chat_template,
+        bitnet: r.bitnet,
+        task: r.task.name().into(),
+        task_basis: r.task_basis,
+        supported: r.route.supported(),
+        route: r.route.describe(),
+    }
+}
+
 impl wit::Host for LlmView<'_> {
+    async fn inspect(&mut self, name: String) -> HostResult<wit::ModelReport> {
+        let source = self.ctx.models.source(&name)?;
+        let registry = Arc::clone(self.ctx.models.registry());
+        // Only what is on disk: a hub model is looked up in the cache, never downloaded.
+        let report = blocking(move || {
+            let path = match source {
+                ModelSource::File(p) => p,
+                ModelSource::Hub(r) => {
+                    let hub = registry.hub().ok_or_else(|| {
+                        LlmError::Unsupported("this host has no Hugging Face cache".into())
+                    })?;
+                    match hub.cached(&r)? {
+                        Some(m) => m.path,
+                        None => {
+                            return Err(LlmError::NotFound(format!(
+                                "{r} is not in the Hugging Face cache yet"
+                            )));
+                        }
+                    }
+                }
+            };
+            format::report::inspect_file(&path).map_err(|e| match e {
+                // The guest sees what went wrong, not where the file is.
+                LlmError::InvalidInput(_) => {
+                    LlmError::invalid(format!("model '{name}' cannot be read"))
+                }
+                other => other,
+            })
+        })
+        .await?;
+        Ok(to_report(report))
+    }
+
     async fn granted(&mut self) -> wasmtime::Result<Vec<String>> {
         Ok(self.ctx.models.granted())
     }

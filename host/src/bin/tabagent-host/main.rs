@@ -97,13 +97,17 @@ enum Command {
         /// The GGUF file
         model: PathBuf,
     },
-    /// Load a GGUF file and print its metadata
+    /// Say what a model file, folder or cached Hugging Face model is (format, architecture,
+    /// tensor types, BitNet, task) and which engine runs it, from its header alone
     Inspect {
-        /// The GGUF file
-        model: PathBuf,
+        /// A file, a folder, or ORG/REPO[:FILE|:QUANT][@REV] in the Hugging Face cache
+        model: String,
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// Also load it with llama.cpp and say where its layers went
+        #[arg(long)]
+        load: bool,
     },
 }
 
@@ -168,8 +172,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             llama::probe_model_file(&model)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Inspect { model, json } => {
-            inspect::inspect(&model, json, probing_engine(probe_args)).map(|()| ExitCode::SUCCESS)
+        Command::Inspect { model, json, load } => {
+            let kernels = llama::cpu_kernels()?.variant.clone();
+            let hub = Hub::new(hub_config)?;
+            inspect::inspect(&model, json, load, probing_engine(probe_args), &hub, &kernels)
+                .map(|()| ExitCode::SUCCESS)
         }
     }
 }

@@ -155,7 +155,9 @@ pub fn models(command: ModelsCommand, hub: &Hub, engine: LlamaEngine) -> anyhow:
             if !json {
                 eprintln!("{}:{} at commit {}", model.repo, model.files.join(", "), model.commit);
             }
-            super::inspect::inspect(&model.path, json, engine)
+            let kernels = tabagent_host::engine::llama::cpu_kernels()?.variant.clone();
+            let path = model.path.display().to_string();
+            super::inspect::inspect(&path, json, true, engine, hub, &kernels)
         }
         ModelsCommand::Ps { json } => {
             let partials = hub.cache().partials();

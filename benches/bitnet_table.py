@@ -1,0 +1,85 @@
+"""Runs the direct llama-cpp-2 loop (tabagent-bench --direct-child, the host's llama.cpp and CPU
+kernels) over one model shape in several tensor types, interleaved, and writes the medians as a
+section of a Markdown file.
+
+Usage: bitnet_table.py --bench BIN --reps N --tokens N --threads N --write FILE MODEL...
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+
+SECTION = "## BitNet ternary types against standard ones"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--write")
+    ap.add_argument("--machine", default="")
+    ap.add_argument("models", nargs="+")
+    args = ap.parse_args()
+    runs = {m: [] for m in args.models}
+    variant = ""
+    for _ in range(args.reps):
+        for m in args.models:
+            out = subprocess.run(
+                [args.bench, "--direct-child", "--model", m, "--threads", str(args.threads), "--tokens", str(args.tokens)],
+                check=True, capture_output=True, text=True,
+            )
+            v = json.loads(out.stdout)
+            variant = v.get("variant", variant)
+            runs[m].append(v)
+    rows = []
+    for m in args.models:
+        ty = os.path.basename(m).rsplit("-", 1)[-1].removesuffix(".gguf")
+        rows.append((ty, os.path.getsize(m), statistics.median(r["prompt_tps"] for r in runs[m]),
+                     statistics.median(r["decode_tps"] for r in runs[m])))
+    by = {r[0]: r for r in rows}
+    ref = by.get("Q4_0")
+    out = [SECTION, ""]
+    out.append(
+        f"Written by `scripts/bench-bitnet.sh`. Machine: {args.machine}; CPU kernels `{variant}` (picked by the host), "
+        f"{args.threads} threads. One model shape — architecture `bitnet`, 12 layers of 768 (feed-forward 2048), "
+        f"SmolLM2's 49152-token vocabulary, ~125M parameters of which 85M in the layers' matrices — written by "
+        f"`BitNet/fixtures/make_bitnet.py` with the same ternary weights in each type (the embedding is Q8_0 in all). "
+        f"The host's direct llama-cpp-2 loop, prompt of the benchmark above, {args.tokens} generated tokens, median of "
+        f"{args.reps} interleaved repetitions."
+    )
+    out.append("")
+    out.append("| layer matrices | file MiB | prompt tok/s | decode tok/s | prompt × Q4_0 | decode × Q4_0 |")
+    out.append("|---|---:|---:|---:|---:|---:|")
+    for ty, size, p, d in rows:
+        rp = f"{p / ref[2]:.2f}" if ref else "–"
+        rd = f"{d / ref[3]:.2f}" if ref else "–"
+        out.append(f"| `{ty}` | {size / (1 << 20):.0f} | {p:.1f} | {d:.1f} | {rp} | {rd} |")
+    out.append("")
+    if ref and "TQ2_0" in by and "TQ1_0" in by:
+        best = max(("TQ1_0", "TQ2_0"), key=lambda t: by[t][3])
+        out.append(
+            f"Against `Q4_0`, the faster ternary type (`{best}`) decodes at {by[best][3] / ref[3]:.2f}× and reads prompts at "
+            f"{by[best][2] / ref[2]:.2f}× on this machine; against `F16`, at {by[best][3] / by['F16'][3]:.2f}× and "
+            f"{by[best][2] / by['F16'][2]:.2f}×." if "F16" in by else ""
+        )
+        out.append("")
+    md = "\n".join(out)
+    print(md)
+    if args.write:
+        try:
+            old = open(args.write).read()
+        except FileNotFoundError:
+            old = "# Benchmarks\n\n"
+        at = old.find(SECTION)
+        if at >= 0:
+            end = old.find("\n## ", at + len(SECTION))
+            old = old[:at] + (old[end + 1:] if end >= 0 else "")
+        open(args.write, "w").write(old.rstrip("\n") + "\n\n" + md.rstrip("\n") + "\n")
+
+
+if __name__ == "__main__":
+    main()
