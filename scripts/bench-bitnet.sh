@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark BitNet's ternary tensor types (TQ1_0, TQ2_0) against Q4_0, Q8_0 and F16 on one model
-# shape (~125M parameters, BitNet/fixtures/make_bitnet.py --shape bench), through the host's own
+# shape (256M parameters, BitNet/fixtures/make_bitnet.py --shape bench), through the host's own
 # llama.cpp and CPU kernels; writes its section of docs/BENCHMARKS.md.
 # Usage: scripts/bench-bitnet.sh [--reps N] [--tokens N]
 set -euo pipefail

@@ -4,8 +4,9 @@
 //! The host runs ternary GGUF models on llama.cpp's own kernels for `TQ1_0` and `TQ2_0` (in
 //! whichever CPU variant it picked); this crate is what the host and its tests know about those
 //! formats without llama.cpp: block sizes, decoding (to check that two encodings hold the same
-//! weights, bit for bit), and the names of layouts llama.cpp does not read (Microsoft
-//! bitnet.cpp's `I2_S`, `TL1`, `TL2`). `README.md` beside this crate explains the formats and how
+//! weights, bit for bit), and the name of the layout llama.cpp does not read that a GGUF file
+//! can say it holds (Microsoft bitnet.cpp's `I2_S`; its `TL1`/`TL2` ids collide with upstream
+//! ggml's, so a file cannot name them). `README.md` beside this crate explains the formats and how
 //! the host routes models.
 
 /// Values per block of both ternary types (ggml's `QK_K`).
@@ -127,8 +128,7 @@ pub enum TernaryError {
         /// Bytes seen.
         got: usize,
     },
-    /// A TQ2_0 value of 3, or a TQ1_0 byte outside base 3 (which cannot come from a ternary
-    /// encoder).
+    /// A TQ2_0 2-bit value of 3 (every TQ1_0 byte decodes to ternary digits).
     #[error("the data holds a value that is not ternary")]
     NotTernary,
 }

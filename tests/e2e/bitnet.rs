@@ -82,9 +82,11 @@ fn detection_names_format_bitnet_task_and_route_of_every_fixture_and_real_model(
     );
     assert!(types(&gemma).iter().any(|(n, _)| n == "Q4_K"), "{gemma}");
 
-    let i2s = inspect(&fixture("i2s-bitnet.gguf"));
-    assert_eq!(i2s["bitnet"], true);
-    assert!(reason(&i2s).contains("I2_S") && reason(&i2s).contains("tq2_0"), "{i2s}");
+    for f in ["i2s-bitnet.gguf", "i2s-bitnet-b1.58.gguf"] {
+        let i2s = inspect(&fixture(f));
+        assert_eq!(i2s["bitnet"], true);
+        assert!(reason(&i2s).contains("I2_S") && reason(&i2s).contains("tq2_0"), "{i2s}");
+    }
     assert!(reason(&inspect(&fixture("hostile-bad-blocks-TQ2_0.gguf"))).contains("not a multiple"));
     assert!(reason(&inspect(&fixture("hostile-truncated-TQ2_0.gguf"))).contains("past the end"));
 
@@ -212,6 +214,7 @@ async fn hostile_ternary_files_are_refused_with_a_reason() {
         ("hostile-truncated-TQ2_0.gguf", "past the end"),
         ("hostile-bad-blocks-TQ2_0.gguf", "not a multiple"),
         ("i2s-bitnet.gguf", "I2_S"),
+        ("i2s-bitnet-b1.58.gguf", "I2_S"),
     ] {
         let out = run(METADATA, grant("smollm2", fixture(file)), &[]).await;
         assert_eq!(out.exit_code, 3, "{file}: {}", out.stdout_text());

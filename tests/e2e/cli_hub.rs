@@ -99,6 +99,14 @@ fn pull_shows_progress_then_run_list_show_and_rm_use_the_cache() {
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["architecture"], "llama");
     assert_eq!(shown["fileType"], "Q4_1");
+    assert_eq!(shown["loaded"]["vocabSize"], 49152);
+    // `inspect` finds a cached model by its reference, without the network.
+    let out = host(&server, &cache, &["--offline", "inspect", &reference, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((r["format"].as_str(), r["bitnet"].as_bool()), (Some("gguf"), Some(false)));
+    assert_eq!(r["route"]["kind"], "llama");
+    assert_eq!(r["path"], path);
 
     let out = host(&server, &cache, &["models", "rm", REPO]);
     assert!(out.status.success(), "{}", text(&out.stderr));

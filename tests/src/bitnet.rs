@@ -38,6 +38,15 @@ pub fn fixtures() -> &'static Path {
         // bitnet.cpp's I2_S tensor type (36).
         let i2s = base().tensor("blk.0.attn_q.weight", &[256, 256], 36).build();
         std::fs::write(dir.join("i2s-bitnet.gguf"), i2s).unwrap();
+        // Microsoft's own files say `bitnet-b1.58`, an architecture llama.cpp lacks: the layout is
+        // still what the refusal names.
+        let b158 = Builder::new()
+            .kv_str("general.architecture", "bitnet-b1.58")
+            .kv_u32("bitnet-b1.58.block_count", 1)
+            .kv_str_array("tokenizer.ggml.tokens", &tokens)
+            .tensor("blk.0.attn_q.weight", &[256, 256], 36)
+            .build();
+        std::fs::write(dir.join("i2s-bitnet-b1.58.gguf"), b158).unwrap();
         // TQ2_0 rows of 100 values: not a whole number of 256-value blocks.
         let bad = base().tensor("blk.0.attn_q.weight", &[100, 256], 35).build();
         std::fs::write(dir.join("hostile-bad-blocks-TQ2_0.gguf"), bad).unwrap();

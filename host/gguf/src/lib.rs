@@ -188,14 +188,26 @@ pub struct GgufFile {
 }
 
 impl GgufFile {
-    /// Read and check a file's header.
+    /// Read and check a file's header. Reads only as far as the header goes (a few MiB for a
+    /// large vocabulary), never the tensor data, and never more than [`MAX_HEADER`].
     pub fn open(path: &Path) -> Result<Self, GgufError> {
-        let file = std::fs::File::open(path).map_err(|e| GgufError::Io(e.to_string()))?;
-        let file_size = file.metadata().map_err(|e| GgufError::Io(e.to_string()))?.len();
+        let io = |e: std::io::Error| GgufError::Io(e.to_string());
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let file_size = file.metadata().map_err(io)?.len();
         let limit = file_size.min(MAX_HEADER);
         let mut bytes = Vec::new();
-        file.take(limit).read_to_end(&mut bytes).map_err(|e| GgufError::Io(e.to_string()))?;
-        Self::parse(&bytes, file_size)
+        let mut want = limit.min(4 << 20);
+        loop {
+            let have = bytes.len() as u64;
+            (&mut file).take(want - have).read_to_end(&mut bytes).map_err(io)?;
+            match Self::parse(&bytes, file_size) {
+                // The header goes on past what was read: read more.
+                Err(GgufError::Truncated(_)) if want < limit && bytes.len() as u64 == want => {
+                    want = want.saturating_mul(4).min(limit);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Parse a header from the first bytes of a file of `file_size` bytes.
@@ -432,6 +444,23 @@ pub mod write;
 mod tests {
     use super::write::Builder;
     use super::*;
+
+    #[test]
+    fn a_header_larger_than_the_first_read_is_read_whole() {
+        let tokens: Vec<String> = (0..400_000).map(|i| format!("token-number-{i:08}")).collect();
+        let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let bytes = write::Builder::new()
+            .kv_str("general.architecture", "llama")
+            .kv_str_array("tokenizer.ggml.tokens", &refs)
+            .tensor_f32("t", &[4])
+            .build();
+        assert!(bytes.len() > 4 << 20);
+        let path = std::env::temp_dir().join(format!("gguf-big-{}.gguf", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let f = GgufFile::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!((f.tensors.len(), f.tensors[0].name.as_str()), (1, "t"));
+    }
 
     fn model() -> Builder {
         Builder::new()

@@ -73,16 +73,30 @@ pub fn check(path: &Path) -> Result<GgufFile, LlmError> {
             )));
         }
     }
-    let file = checks::check_model_file(path).map_err(|e| refused(e.to_string()))?;
-    if let Some(layout) = file.tensors.iter().find_map(|t| tabagent_bitnet::foreign_layout(t.ty.id))
-    {
-        return Err(refused(format!(
-            "its ternary tensors are in the {layout} layout, which llama.cpp does not read; \
-             convert the original checkpoint with llama.cpp's convert_hf_to_gguf.py --outtype \
-             tq2_0 (or tq1_0) instead (BitNet/README.md)"
-        )));
+    let file =
+        GgufFile::open(path).map_err(|e| refused(checks::ModelFileError::from(e).to_string()))?;
+    // Before the other checks: such files often also have an architecture llama.cpp lacks, and
+    // the layout is the more useful thing to say.
+    if let Some(layout) = foreign_layout(&file) {
+        return Err(refused(foreign_message(layout)));
     }
+    checks::check_model(&file).map_err(|e| refused(e.to_string()))?;
     Ok(file)
+}
+
+/// The first tensor layout of `file` that llama.cpp does not read.
+pub(crate) fn foreign_layout(file: &GgufFile) -> Option<&'static str> {
+    file.tensors.iter().find_map(|t| tabagent_bitnet::foreign_layout(t.ty.id))
+}
+
+/// What to say of a file in a layout llama.cpp does not read.
+pub(crate) fn foreign_message(layout: &str) -> String {
+    format!(
+        "its ternary tensors are in the {layout} layout, which llama.cpp does not read; a \
+         checkpoint whose architecture llama.cpp's `bitnet` graph implements converts from its \
+         original (unpacked) weights with llama.cpp's convert_hf_to_gguf.py --outtype tq2_0 (or \
+         tq1_0); see BitNet/README.md"
+    )
 }
 
 /// Name of a `general.file_type` value (llama.cpp's `llama_ftype`).

@@ -123,6 +123,9 @@ pub struct ModelReport {
     pub layer_count: Option<u64>,
     /// Whether the file carries a chat template.
     pub chat_template: bool,
+    /// Files in the model's split set, when this file is one part of several (the counts
+    /// above are this part's).
+    pub split_count: Option<u64>,
     /// A BitNet 1.58 model: architecture `bitnet*`, or ternary tensors (`TQ1_0`, `TQ2_0`, `I2_S`).
     pub bitnet: bool,
     /// What it is for.
@@ -154,7 +157,7 @@ pub fn inspect(path: &Path) -> Result<Vec<ModelReport>, LlmError> {
     let mut out = Vec::new();
     for p in entries {
         let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        if matches!(ext.as_str(), "gguf" | "safetensors" | "onnx" | "tflite" | "litertlm" | "bin") {
+        if matches!(ext.as_str(), "gguf" | "safetensors" | "onnx" | "tflite" | "bin") {
             let r = inspect_file(&p)?;
             if r.format != ModelFormat::Other {
                 out.push(r);
@@ -187,6 +190,7 @@ pub fn inspect_file(path: &Path) -> Result<ModelReport, LlmError> {
         context_length: None,
         layer_count: None,
         chat_template: false,
+        split_count: None,
         bitnet: false,
         task: Task::Unknown,
         task_basis: "the format carries no task".into(),
@@ -209,6 +213,17 @@ pub fn inspect_file(path: &Path) -> Result<ModelReport, LlmError> {
     Ok(r)
 }
 
+/// Bytes per element of a SafeTensors dtype (`None`: sub-byte or unknown).
+fn safetensors_dtype_bytes(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" => 1,
+        "U16" | "I16" | "F16" | "BF16" => 2,
+        "U32" | "I32" | "F32" => 4,
+        "U64" | "I64" | "F64" => 8,
+        _ => return None,
+    })
+}
+
 fn histogram(entries: impl Iterator<Item = (String, u64, u64)>) -> Vec<TensorTypeCount> {
     let mut by: BTreeMap<String, TensorTypeCount> = BTreeMap::new();
     for (name, elements, bytes) in entries {
@@ -218,9 +233,9 @@ fn histogram(entries: impl Iterator<Item = (String, u64, u64)>) -> Vec<TensorTyp
             elements: 0,
             bytes: 0,
         });
-        e.tensors += 1;
-        e.elements += elements;
-        e.bytes += bytes;
+        e.tensors = e.tensors.saturating_add(1);
+        e.elements = e.elements.saturating_add(elements);
+        e.bytes = e.bytes.saturating_add(bytes);
     }
     let mut v: Vec<_> = by.into_values().collect();
     v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.name.cmp(&b.name)));
@@ -239,9 +254,22 @@ const EMBEDDING_ARCHITECTURES: &[&str] = &[
     "eurobert",
     "t5encoder",
     "gemma-embedding",
+    "llama-embed",
+    "pangu-embedded",
+];
+
+/// Architectures llama.cpp knows that this host cannot run as a text generator, and why.
+const NOT_TEXT_GENERATORS: &[(&str, &str)] = &[
+    ("t5", "an encoder-decoder model needs llama.cpp's encoder pass, which this host does not run"),
+    ("wavtokenizer-dec", "an audio codec decoder, not a text model"),
+    ("qwen3tts", "a text-to-speech model, which needs an audio pipeline this host does not have"),
+    ("pockettts", "a text-to-speech model, which needs an audio pipeline this host does not have"),
+    ("eagle3", "a speculative-decoding draft head, run beside its target model"),
+    ("dflash", "a speculative-decoding draft model, run beside its target model"),
 ];
 
 fn gguf(path: &Path, r: &mut ModelReport) -> Result<(), LlmError> {
+    // One read of the header serves the report and the checks `load` makes.
     let f = match GgufFile::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -262,8 +290,9 @@ fn gguf(path: &Path, r: &mut ModelReport) -> Result<(), LlmError> {
     r.context_length = f.arch_u64("context_length");
     r.layer_count = f.arch_u64("block_count");
     r.chat_template = f.get("tokenizer.chat_template").is_some();
+    r.split_count = f.get("split.count").and_then(Value::as_u64).filter(|n| *n > 1);
     let ternary = f.tensors.iter().any(|t| tabagent_bitnet::Ternary::from_ggml(t.ty.id).is_some());
-    let foreign = f.tensors.iter().find_map(|t| tabagent_bitnet::foreign_layout(t.ty.id));
+    let foreign = super::foreign_layout(&f);
     r.bitnet =
         arch.as_deref().is_some_and(|a| a.starts_with("bitnet")) || ternary || foreign.is_some();
     let a = arch.as_deref().unwrap_or("");
@@ -278,22 +307,22 @@ fn gguf(path: &Path, r: &mut ModelReport) -> Result<(), LlmError> {
         (Task::Embedding, format!("{a}.pooling_type is {}", pooling.unwrap_or(0)))
     } else if EMBEDDING_ARCHITECTURES.contains(&a) {
         (Task::Embedding, format!("architecture '{a}' is an encoder"))
+    } else if let Some((_, why)) = NOT_TEXT_GENERATORS.iter().find(|(n, _)| *n == a) {
+        (Task::Unknown, format!("architecture '{a}': {why}"))
     } else if KNOWN_ARCHITECTURES.contains(&a) {
         (
             Task::TextGeneration,
-            format!("architecture '{a}' is a decoder (llama.cpp generates text with it)"),
+            format!("architecture '{a}' is a decoder llama.cpp generates text with"),
         )
     } else {
         (Task::Unknown, format!("architecture '{a}' is not one this host knows"))
     };
     r.route = if let Some(layout) = foreign {
-        unsupported(format!(
-            "its tensors are in the {layout} layout, which llama.cpp does not read; convert the \
-             original checkpoint with llama.cpp's convert_hf_to_gguf.py --outtype tq2_0 (or \
-             tq1_0), see BitNet/README.md"
-        ))
-    } else if let Err(e) = super::checks::check_model_file(path) {
+        unsupported(super::foreign_message(layout))
+    } else if let Err(e) = super::checks::check_model(&f) {
         unsupported(format!("llama.cpp must not be given this file: {e}"))
+    } else if let Some((_, why)) = NOT_TEXT_GENERATORS.iter().find(|(n, _)| *n == a) {
+        unsupported(*why)
     } else if r.task == Task::Adapter {
         unsupported("an adapter is applied to a base model, not run by itself")
     } else {
@@ -322,16 +351,40 @@ fn safetensors(path: &Path, r: &mut ModelReport) -> Result<(), LlmError> {
         r.route = unsupported("its SafeTensors header is not a JSON object");
         return Ok(());
     };
-    let tensors = map.iter().filter(|(k, _)| *k != "__metadata__").filter_map(|(_, v)| {
-        let dtype = v.get("dtype")?.as_str()?.to_string();
-        let shape: Vec<u64> =
-            v.get("shape")?.as_array()?.iter().filter_map(|d| d.as_u64()).collect();
-        let offsets = v.get("data_offsets")?.as_array()?;
-        let bytes = offsets.get(1)?.as_u64()?.saturating_sub(offsets.first()?.as_u64()?);
-        Some((dtype, shape.iter().product::<u64>(), bytes))
-    });
-    r.tensor_types = histogram(tensors);
-    r.parameter_count = Some(r.tensor_types.iter().map(|t| t.elements).sum());
+    // Each tensor's shape must agree with its byte range and dtype; a header where one does not
+    // gets no parameter count (a number that is not in the file is not reported as fact).
+    let mut consistent = true;
+    let mut tensors = Vec::new();
+    for (_, v) in map.iter().filter(|(k, _)| *k != "__metadata__") {
+        let entry = (|| {
+            let dtype = v.get("dtype")?.as_str()?.to_string();
+            let mut elements = 1u64;
+            for d in v.get("shape")?.as_array()? {
+                elements = elements.checked_mul(d.as_u64()?)?;
+            }
+            let offsets = v.get("data_offsets")?.as_array()?;
+            let (start, end) = (offsets.first()?.as_u64()?, offsets.get(1)?.as_u64()?);
+            let bytes = end.checked_sub(start)?;
+            if let Some(size) = safetensors_dtype_bytes(&dtype)
+                && elements.checked_mul(size) != Some(bytes)
+            {
+                return None;
+            }
+            Some((dtype, elements, bytes))
+        })();
+        match entry {
+            Some(t) => tensors.push(t),
+            None => consistent = false,
+        }
+    }
+    r.tensor_types = histogram(tensors.into_iter());
+    r.parameter_count =
+        consistent.then(|| r.tensor_types.iter().fold(0u64, |n, t| n.saturating_add(t.elements)));
+    if !consistent {
+        r.route =
+            unsupported("its SafeTensors header is inconsistent (shapes, byte ranges, dtypes)");
+        return Ok(());
+    }
     // A transformers checkpoint says what it is in the config.json beside it.
     let config = path.parent().map(|d| d.join("config.json"));
     let config = config

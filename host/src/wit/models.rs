@@ -69,7 +69,12 @@ impl wit::Host for LlmView<'_> {
                     let hub = registry.hub().ok_or_else(|| {
                         LlmError::Unsupported("this host has no Hugging Face cache".into())
                     })?;
-                    match hub.cached(&r)? {
+                    // Cache errors can name host paths: the guest hears only that it failed.
+                    let cached = hub.cached(&r).map_err(|e| {
+                        tracing::warn!("inspect {r}: {e}");
+                        LlmError::runtime(format!("{r} could not be looked up in the cache"))
+                    })?;
+                    match cached {
                         Some(m) => m.path,
                         None => {
                             return Err(LlmError::NotFound(format!(

@@ -31,7 +31,7 @@ struct Loaded<'a> {
 }
 
 /// A path on disk, or a model in the Hugging Face cache (never the network).
-fn locate(target: &str, hub: &Hub) -> anyhow::Result<PathBuf> {
+fn locate(target: &str, hub: Option<&Hub>) -> anyhow::Result<PathBuf> {
     let path = Path::new(target);
     if path.exists() {
         return Ok(path.to_path_buf());
@@ -40,6 +40,9 @@ fn locate(target: &str, hub: &Hub) -> anyhow::Result<PathBuf> {
         anyhow::bail!(
             "{target}: not found (neither a file or folder nor a Hugging Face reference)"
         );
+    };
+    let Some(hub) = hub else {
+        anyhow::bail!("{target}: not found, and the Hugging Face cache cannot be opened");
     };
     match hub.cached(&r)? {
         Some(m) => Ok(m.path),
@@ -54,8 +57,8 @@ pub fn inspect(
     json: bool,
     load: bool,
     engine: LlamaEngine,
-    hub: &Hub,
-    kernels: &str,
+    hub: Option<&Hub>,
+    kernels: Option<&str>,
 ) -> anyhow::Result<()> {
     let path = locate(target, hub)?;
     let reports = format::inspect(&path)?;
@@ -94,7 +97,7 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
 
-fn table(s: &mut String, i: &Inspected<'_>, kernels: &str) {
+fn table(s: &mut String, i: &Inspected<'_>, kernels: Option<&str>) {
     let r = i.report;
     let _ = writeln!(s, "{}", r.path.display());
     let _ = writeln!(s, "  format          {}", r.format.name());
@@ -116,6 +119,10 @@ fn table(s: &mut String, i: &Inspected<'_>, kernels: &str) {
     }
     line("parameters", r.parameter_count.map(|p| p.to_string()));
     line("file size", Some(format!("{} bytes", r.file_size)));
+    line(
+        "split",
+        r.split_count.map(|n| format!("one of {n} files (the counts above are this file's)")),
+    );
     line("context length", r.context_length.map(|c| c.to_string()));
     line("layers", r.layer_count.map(|c| c.to_string()));
     if r.format == format::ModelFormat::Gguf {
@@ -123,9 +130,9 @@ fn table(s: &mut String, i: &Inspected<'_>, kernels: &str) {
     }
     line("BitNet 1.58", Some(if r.bitnet { "yes" } else { "no" }.into()));
     line("task", Some(format!("{} ({})", r.task.name(), r.task_basis)));
-    let route = match r.route.supported() {
-        true => format!("{}, CPU kernels `{kernels}`", r.route.describe()),
-        false => r.route.describe(),
+    let route = match (r.route.supported(), kernels) {
+        (true, Some(k)) => format!("{}, CPU kernels `{k}`", r.route.describe()),
+        _ => r.route.describe(),
     };
     line("route", Some(route));
     if let Some(l) = &i.loaded {

@@ -147,7 +147,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     llama::configure(backends)?;
     let mut hub_config = HubConfig::from_env();
     hub_config.offline |= cli.offline;
-    if matches!(cli.command, Command::Run(_) | Command::Inspect { .. }) {
+    if matches!(cli.command, Command::Run(_) | Command::Inspect { load: true, .. }) {
         // (native-messaging checks when it serves: `install` needs no kernels.)
         // Fail before any guest runs if llama.cpp cannot start (no CPU kernels, bad variant).
         llama::cpu_kernels()?;
@@ -173,9 +173,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { model, json, load } => {
-            let kernels = llama::cpu_kernels()?.variant.clone();
-            let hub = Hub::new(hub_config)?;
-            inspect::inspect(&model, json, load, probing_engine(probe_args), &hub, &kernels)
+            // A header-only inspect needs neither llama.cpp nor a usable hub cache.
+            let kernels = llama::cpu_kernels().map(|k| k.variant.clone()).ok();
+            let hub = Hub::new(hub_config).ok();
+            let engine = probing_engine(probe_args);
+            inspect::inspect(&model, json, load, engine, hub.as_ref(), kernels.as_deref())
                 .map(|()| ExitCode::SUCCESS)
         }
     }

@@ -157,7 +157,7 @@ pub fn models(command: ModelsCommand, hub: &Hub, engine: LlamaEngine) -> anyhow:
             }
             let kernels = tabagent_host::engine::llama::cpu_kernels()?.variant.clone();
             let path = model.path.display().to_string();
-            super::inspect::inspect(&path, json, true, engine, hub, &kernels)
+            super::inspect::inspect(&path, json, true, engine, Some(hub), Some(&kernels))
         }
         ModelsCommand::Ps { json } => {
             let partials = hub.cache().partials();
