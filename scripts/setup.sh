@@ -2,8 +2,9 @@
 # Install what building and testing need, idempotently: cmake, clang and libclang (llama.cpp and
 # bindgen), qemu-user (the tests run the host on an emulated CPU without AVX), patchelf
 # (scripts/package.sh), chromium (the native-messaging browser test), the wasm32-wasip2
-# Rust target, rustfmt and clippy, the default model, and a Python environment with the
-# official `openai` client (scripts/python-env.sh).
+# Rust target, rustfmt and clippy, the default model, a Python environment with the official
+# `openai` client, `gguf` and componentize-py (scripts/python-env.sh), and componentize-js
+# (scripts/node-env.sh; node and npm come from apt when missing).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 need=()
@@ -15,6 +16,8 @@ ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux
 command -v patchelf >/dev/null || need+=(patchelf)
 # The browser test runs TabAgent's path in a real Chromium.
 command -v chromium >/dev/null || need+=(chromium)
+# The JavaScript example guest is built with componentize-js, from npm.
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   sudo=""
@@ -37,5 +40,6 @@ for d in "$target"/{release,debug}{,/deps,/examples}; do
   [ -d "$d" ] && find "$d" -maxdepth 1 -xtype l -name 'lib*.so*' -delete
 done
 "$root/scripts/fetch-models.sh"
-# The official openai client, for the tests of `serve`.
+# Python (the openai client, gguf, componentize-py) and componentize-js, for the tests.
 "$root/scripts/python-env.sh" >/dev/null
+"$root/scripts/node-env.sh" >/dev/null

@@ -17,6 +17,7 @@ mod errors;
 mod fast;
 mod generation;
 mod hub;
+mod languages;
 mod limits;
 mod models;
 mod native_messaging;
