@@ -4,7 +4,8 @@
 # (scripts/package.sh), chromium (the native-messaging browser test), the wasm32-wasip2
 # Rust target, rustfmt and clippy, the default model, a Python environment with the official
 # `openai` client, `gguf` and componentize-py (scripts/python-env.sh), and componentize-js
-# (scripts/node-env.sh; node and npm come from apt when missing).
+# (scripts/node-env.sh; node and npm come from apt when missing), and for the C example guest
+# lld, wasi-libc and the wasm32 compiler builtins.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 need=()
@@ -16,6 +17,11 @@ ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux
 command -v patchelf >/dev/null || need+=(patchelf)
 # The browser test runs TabAgent's path in a real Chromium.
 command -v chromium >/dev/null || need+=(chromium)
+# The C example guest: clang for wasm32-wasi, its linker, wasi-libc and the wasm32 builtins.
+command -v wasm-ld >/dev/null || command -v wasm-ld-14 >/dev/null || need+=(lld)
+[ -f /usr/lib/wasm32-wasi/libc.a ] || need+=(wasi-libc)
+ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 \
+  || need+=(libclang-rt-dev-wasm32)
 # The JavaScript example guest is built with componentize-js, from npm.
 command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then

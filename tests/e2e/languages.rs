@@ -1,6 +1,6 @@
 //! Guests in other languages, built from source with their own toolchains: the chat app in
-//! Python (componentize-py) and JavaScript (componentize-js), run with `tabagent-host run`,
-//! against the Rust chat example.
+//! Python (componentize-py), JavaScript (componentize-js) and C (Debian's clang and wasi-libc,
+//! wit-bindgen's C bindings), run with `tabagent-host run`, against the Rust chat example.
 
 use crate::guests::CHAT;
 use std::path::{Path, PathBuf};
@@ -68,7 +68,7 @@ fn same_as_rust(example: &str) {
     );
     // A usage mistake of the app's own.
     let (out, _) = run(&app, &["--max-tokens"]);
-    assert_eq!(out.status.code(), if example == "chat-py" { Some(2) } else { Some(1) });
+    assert_eq!(out.status.code(), if example == "chat-js" { Some(1) } else { Some(2) });
     assert!(text(&out.stderr).contains("--max-tokens needs a value"), "{}", text(&out.stderr));
 }
 
@@ -80,4 +80,9 @@ fn the_python_chat_app_answers_as_the_rust_one_does() {
 #[test]
 fn the_javascript_chat_app_answers_as_the_rust_one_does() {
     same_as_rust("chat-js");
+}
+
+#[test]
+fn the_c_chat_app_answers_as_the_rust_one_does() {
+    same_as_rust("chat-c");
 }
