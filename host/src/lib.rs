@@ -40,6 +40,7 @@ pub mod error;
 pub mod format;
 pub mod hardware;
 pub mod hub;
+pub mod nn;
 pub mod params;
 pub mod registry;
 pub mod runtime;

@@ -21,4 +21,5 @@ mod languages;
 mod limits;
 mod models;
 mod native_messaging;
+mod nn;
 mod serve;

@@ -45,6 +45,8 @@ pub struct GuestConfig {
     /// Destinations the guest may send HTTP requests to (`HOST` or `HOST:PORT`, `*` matches
     /// any run of characters); none by default.
     pub allow_http: Vec<String>,
+    /// Models granted as `wasi:nn` graphs (`graph.load-by-name`), by graph name.
+    pub nn_graphs: BTreeMap<String, ModelSource>,
     /// Granted directories.
     pub dirs: Vec<DirGrant>,
     /// Environment variables the guest sees (none by default).

@@ -90,6 +90,8 @@ impl Host {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| setup("cannot link wasi:http", e))?;
         crate::wit::add_to_linker(&mut linker).map_err(|e| setup("cannot link tabagent:llm", e))?;
+        wasmtime_wasi_nn::wit::add_to_linker(&mut linker, GuestState::nn)
+            .map_err(|e| setup("cannot link wasi:nn", e))?;
         crate::sandbox::start_epoch_ticker(&wasm);
         Ok(Self {
             wasm,

@@ -4,6 +4,8 @@
 use super::RunError;
 use super::guest::{GuestConfig, Stdio};
 use super::outgoing::OutgoingHttp;
+use crate::nn::{GgmlBackend, NnGraphs};
+use crate::params::LoadRequest;
 use crate::registry::Registry;
 use crate::sandbox::GuestLimiter;
 use crate::wit::{LlmCtx, LlmView, LlmViewProvider};
@@ -14,6 +16,8 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_nn::Backend;
+use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
 
 /// Most bytes of captured stdout or stderr kept per guest run.
 const CAPTURE_LIMIT: usize = 64 << 20;
@@ -26,6 +30,7 @@ pub struct GuestState {
     llm: LlmCtx,
     http: WasiHttpCtx,
     outgoing: OutgoingHttp,
+    nn: WasiNnCtx,
     table: ResourceTable,
     limiter: GuestLimiter,
 }
@@ -56,6 +61,13 @@ impl WasiView for GuestState {
 impl WasiHttpView for GuestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outgoing }
+    }
+}
+
+impl GuestState {
+    /// The `wasi:nn` view of the store.
+    pub(super) fn nn(&mut self) -> WasiNnView<'_> {
+        WasiNnView::new(&mut self.table, &mut self.nn)
     }
 }
 
@@ -124,8 +136,24 @@ pub(super) fn new_store(
     if let Some(at) = wasm_deadline {
         llm.set_deadline(at);
     }
+    // The granted `wasi:nn` graphs, loaded now (sharing weights with every other user of them).
+    let mut graphs = NnGraphs::default();
+    for (name, source) in &guest.nn_graphs {
+        let model = registry
+            .load_request(source, LoadRequest::default())
+            .map_err(|e| RunError::Setup(format!("cannot load the wasi:nn graph '{name}': {e}")))?;
+        graphs.insert(
+            name.clone(),
+            model,
+            guest.limits.clone(),
+            registry.default_threads(),
+            wasm_deadline,
+        );
+    }
+    let nn = WasiNnCtx::new([Backend::from(GgmlBackend)], graphs.into());
     let state = GuestState {
         wasm_deadline,
+        nn,
         wasi: wasi.build(),
         llm,
         http: WasiHttpCtx::new(),

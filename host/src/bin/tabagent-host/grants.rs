@@ -20,6 +20,10 @@ pub struct GrantArgs {
     /// for a model of the Hugging Face cache (repeatable)
     #[arg(long = "model", short = 'm', value_name = "NAME=PATH|REPO")]
     pub models: Vec<String>,
+    /// Grant a model as a standard wasi:nn graph (encoding ggml), loaded by name with
+    /// graph.load-by-name: NAME=PATH or NAME=ORG/REPO[:FILE|:QUANT][@REV] (repeatable)
+    #[arg(long = "nn-graph", value_name = "NAME=PATH|REPO")]
+    pub nn_graphs: Vec<String>,
     /// When to download granted Hugging Face models: missing (not in the cache yet), never,
     /// or always (check the hub for a newer commit)
     #[arg(long, value_name = "WHEN", default_value = "missing")]
@@ -109,8 +113,22 @@ impl GrantArgs {
         stdio: Stdio,
     ) -> anyhow::Result<GuestConfig> {
         let grants = self.grants()?;
+        let mut nn_graphs = std::collections::BTreeMap::new();
+        for g in &self.nn_graphs {
+            let Some((name, spec)) = g.split_once('=') else {
+                bail!("--nn-graph {g}: expected NAME=PATH or NAME=ORG/REPO");
+            };
+            let source = ModelSource::parse(spec, std::path::Path::new(""))?;
+            if let ModelSource::File(path) = &source
+                && !path.is_file()
+            {
+                bail!("wasi:nn graph '{name}': {} is not a file", path.display());
+            }
+            nn_graphs.insert(name.to_string(), source);
+        }
         let mut guest = GuestConfig {
             program,
+            nn_graphs,
             args,
             models: grants.models,
             dirs: grants.dirs,
@@ -148,7 +166,7 @@ impl GrantArgs {
         let abs = |p: &str| -> anyhow::Result<String> {
             Ok(std::path::absolute(p)?.display().to_string())
         };
-        for m in &mut self.models {
+        for m in self.models.iter_mut().chain(self.nn_graphs.iter_mut()) {
             if let Some((name, spec)) = m.split_once('=')
                 && let Ok(ModelSource::File(_)) = ModelSource::parse(spec, std::path::Path::new(""))
             {
@@ -175,6 +193,9 @@ impl GrantArgs {
         };
         for m in &self.models {
             push("--model", m.clone());
+        }
+        for g in &self.nn_graphs {
+            push("--nn-graph", g.clone());
         }
         push(
             "--pull",

@@ -114,8 +114,9 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TABAGENT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama.cpp=off")),
+            tracing_subscriber::EnvFilter::try_from_env("TABAGENT_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,llama.cpp=off,wasmtime_wasi_nn=off")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
