@@ -17,6 +17,8 @@ ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux
 command -v patchelf >/dev/null || need+=(patchelf)
 # The browser test runs TabAgent's path in a real Chromium.
 command -v chromium >/dev/null || need+=(chromium)
+# The test tools' Python environment (scripts/python-env.sh).
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # The C example guest: clang for wasm32-wasi, its linker, wasi-libc and the wasm32 builtins.
 command -v wasm-ld >/dev/null || command -v wasm-ld-14 >/dev/null || need+=(lld)
 [ -f /usr/lib/wasm32-wasi/libc.a ] || need+=(wasi-libc)

@@ -11,7 +11,7 @@
 import { Model, granted } from 'tabagent:llm/models@0.1.0';
 import { Session } from 'tabagent:llm/inference@0.1.0';
 import { getArguments } from 'wasi:cli/environment@0.2.12';
-import { exit } from 'wasi:cli/exit@0.2.12';
+import { exit, exitWithCode } from 'wasi:cli/exit@0.2.12';
 import { getStdin } from 'wasi:cli/stdin@0.2.12';
 import { getStdout } from 'wasi:cli/stdout@0.2.12';
 import { getStderr } from 'wasi:cli/stderr@0.2.12';
@@ -29,8 +29,10 @@ const KINDS = {
 const encoder = new TextEncoder();
 // Streams are taken when first written: the module's top level runs while the component is
 // built (a snapshot), where no import may be called.
-const stdout = () => getStdout();
-const stderr = () => getStderr();
+let out;
+let err;
+const stdout = () => (out ??= getStdout());
+const stderr = () => (err ??= getStderr());
 
 function write(stream, text) {
   stream = stream();
@@ -136,7 +138,7 @@ export const run = {
       options = parseArgs(getArguments().slice(1));
     } catch (e) {
       write(stderr, `chat: ${e.message}\n`);
-      exit({ tag: 'err' });
+      exitWithCode(2);
       return;
     }
     try {

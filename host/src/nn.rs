@@ -6,16 +6,18 @@
 //! (`--nn-graph NAME=PATH`, `graph.load-by-name`); `compute` takes a tensor named `prompt` (or the
 //! first tensor) holding the UTF-8 prompt as `u8`, and optionally one named `options` holding a
 //! JSON object — `n-predict`, `temp`, `top-p`, `top-k`, `min-p`, `repeat-penalty`,
-//! `repeat-last-n`, `seed`, `ctx-size`, `stop` (a list of strings) — and returns the generated
-//! text as a `u8` tensor named `output`. Each `compute` is a fresh session; the same limits as
-//! the `tabagent:llm` interface apply (context size, prompt size, the guest's deadline).
+//! `repeat-last-n`, `seed`, `ctx-size`, `reverse-prompt` (a stop sequence), and this host's
+//! `stop` (a list); other keys are refused — and returns the generated text as a `u8` tensor
+//! named `output`. Each `compute` is a fresh session from its own inputs; the same limits as the
+//! `tabagent:llm` interface apply (context size, prompt size, the guest's deadline). The host
+//! links `wasi:nn` only when it was created for guests with graphs (`HostOptions::nn`).
 //! `graph.load` from bytes is refused: graphs come from the user's grants only.
 
 use crate::engine::{Model, Prompt, StreamEvent};
 use crate::error::LlmError;
 use crate::params::{LlmLimits, SamplingRequest, SessionRequest};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wasmtime_wasi_nn::backend::{
     BackendError, BackendExecutionContext, BackendFromDir, BackendGraph, BackendInner, Id,
@@ -23,6 +25,38 @@ use wasmtime_wasi_nn::backend::{
 };
 use wasmtime_wasi_nn::wit::{ExecutionTarget, GraphEncoding, TensorType};
 use wasmtime_wasi_nn::{ExecutionContext, Graph, GraphRegistry, Tensor};
+
+/// A guest's wall-clock deadline, shared with its graphs (hosts that bound each call move it).
+#[derive(Clone, Default)]
+pub struct NnDeadline(Arc<Mutex<Option<Instant>>>);
+
+impl NnDeadline {
+    /// A deadline at `at`.
+    pub fn new(at: Option<Instant>) -> Self {
+        Self(Arc::new(Mutex::new(at)))
+    }
+
+    /// Move it.
+    pub fn set(&self, at: Option<Instant>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = at;
+    }
+
+    fn get(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Run blocking work from a synchronous host call: on a multi-threaded async runtime the worker
+/// hands its other tasks on first, so nothing else waits behind it.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Largest `options` tensor, in bytes.
+const MAX_OPTIONS: usize = 64 << 10;
 
 /// The `ggml` backend: graphs come preloaded, so `load` from bytes is refused.
 pub struct GgmlBackend;
@@ -46,8 +80,11 @@ impl BackendInner for GgmlBackend {
 /// A failure the guest sees as `runtime-error`. wasmtime-wasi-nn shows guests only "Failed
 /// while accessing backend" for it, so the reason goes to the host's log too.
 fn fail(message: impl std::fmt::Display) -> BackendError {
-    tracing::warn!("wasi:nn: {message}");
-    BackendError::BackendAccess(wasmtime::Error::msg(message.to_string()))
+    let message = message.to_string();
+    // Guest-made text: short and escaped in the log.
+    let shown: String = message.chars().take(300).collect();
+    tracing::warn!("wasi:nn: {}", shown.escape_debug());
+    BackendError::BackendAccess(wasmtime::Error::msg(message))
 }
 
 /// One guest's granted graphs, by name.
@@ -62,7 +99,7 @@ impl NnGraphs {
         model: Arc<dyn Model>,
         limits: LlmLimits,
         threads: u32,
-        deadline: Option<Instant>,
+        deadline: NnDeadline,
     ) {
         let graph: Box<dyn BackendGraph> =
             Box::new(GgmlGraph(Arc::new(GraphState { model, limits, threads, deadline })));
@@ -84,7 +121,7 @@ struct GraphState {
     model: Arc<dyn Model>,
     limits: LlmLimits,
     threads: u32,
-    deadline: Option<Instant>,
+    deadline: NnDeadline,
 }
 
 struct GgmlGraph(Arc<GraphState>);
@@ -104,8 +141,27 @@ impl BackendGraph for GgmlGraph {
 struct GgmlContext {
     graph: Arc<GraphState>,
     prompt: Option<String>,
-    options: Option<serde_json::Value>,
+    options: Option<Options>,
     output: Option<String>,
+}
+
+/// The options object: WasmEdge's ggml backend's names; any other key is refused.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Options {
+    n_predict: Option<u32>,
+    temp: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<u32>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    repeat_last_n: Option<u32>,
+    seed: Option<u64>,
+    ctx_size: Option<u32>,
+    /// Stop sequences (this host's name).
+    stop: Option<Vec<String>>,
+    /// A stop sequence (WasmEdge's name).
+    reverse_prompt: Option<String>,
 }
 
 fn utf8(what: &str, t: &Tensor) -> Result<String, BackendError> {
@@ -117,66 +173,31 @@ fn utf8(what: &str, t: &Tensor) -> Result<String, BackendError> {
     String::from_utf8(t.data.clone()).map_err(|_| fail(format!("{what} is not UTF-8")))
 }
 
-/// The options object's fields, as sampling and session requests.
-fn requests(o: &serde_json::Value) -> Result<(SessionRequest, SamplingRequest), BackendError> {
-    let obj = o.as_object().ok_or_else(|| fail("options must be a JSON object"))?;
-    let uint = |k: &str| -> Result<Option<u32>, BackendError> {
-        obj.get(k)
-            .map(|v| {
-                v.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| fail(format!("options.{k} must be a whole number")))
-            })
-            .transpose()
-    };
-    let num = |k: &str| -> Result<Option<f32>, BackendError> {
-        obj.get(k)
-            .map(|v| {
-                v.as_f64()
-                    .map(|f| f as f32)
-                    .ok_or_else(|| fail(format!("options.{k} must be a number")))
-            })
-            .transpose()
-    };
-    let stop = match obj.get("stop") {
-        None => Vec::new(),
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .map(|s| {
-                s.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| fail("options.stop must be a list of strings"))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(fail("options.stop must be a list of strings")),
-    };
-    let seed = obj
-        .get("seed")
-        .map(|v| v.as_u64().ok_or_else(|| fail("options.seed must be a whole number")))
-        .transpose()?;
+/// The options as session and sampling requests.
+fn requests(o: &Options) -> (SessionRequest, SamplingRequest) {
+    let mut stop = o.stop.clone().unwrap_or_default();
+    stop.extend(o.reverse_prompt.clone());
     let session =
-        SessionRequest { context_size: uint("ctx-size")?, seed, ..SessionRequest::default() };
+        SessionRequest { context_size: o.ctx_size, seed: o.seed, ..SessionRequest::default() };
     let sampling = SamplingRequest {
-        max_tokens: uint("n-predict")?,
-        temperature: num("temp")?,
-        top_k: uint("top-k")?,
-        top_p: num("top-p")?,
-        min_p: num("min-p")?,
-        repeat_penalty: num("repeat-penalty")?,
-        repeat_window: uint("repeat-last-n")?,
-        seed,
+        max_tokens: o.n_predict,
+        temperature: o.temp,
+        top_k: o.top_k,
+        top_p: o.top_p,
+        min_p: o.min_p,
+        repeat_penalty: o.repeat_penalty,
+        repeat_window: o.repeat_last_n,
+        seed: o.seed,
         stop,
     };
-    Ok((session, sampling))
+    (session, sampling)
 }
 
 impl GgmlContext {
     fn run(&mut self) -> Result<(), BackendError> {
         let prompt = self.prompt.clone().ok_or_else(|| fail("no prompt tensor was given"))?;
-        let (session, sampling) = match &self.options {
-            Some(o) => requests(o)?,
-            None => (SessionRequest::default(), SamplingRequest::default()),
-        };
+        let defaults = Options::default();
+        let (session, sampling) = requests(self.options.as_ref().unwrap_or(&defaults));
         let g = &self.graph;
         let llm = |e: LlmError| fail(e);
         let prompt = Prompt::Text(prompt);
@@ -186,29 +207,31 @@ impl GgmlContext {
         let seed = session.seed_or_random();
         let mut params = sampling.resolve(seed).map_err(llm)?;
         params.pieces = false;
-        params.deadline = g.deadline;
+        params.deadline = g.deadline.get();
         let model = Arc::clone(&g.model);
         // The engine's stream is awaited from a thread outside the async runtime this host call
         // runs on.
-        let text = std::thread::scope(|s| {
-            s.spawn(move || -> Result<String, LlmError> {
-                let session = model.new_session(&options)?;
-                let mut stream = session.generate(prompt, params)?;
-                loop {
-                    match stream.blocking_next_event() {
-                        Some(StreamEvent::Done(summary)) => return Ok(summary.text),
-                        Some(StreamEvent::Failed(e)) => return Err(e),
-                        Some(StreamEvent::Piece(_)) => {}
-                        None => {
-                            return Err(LlmError::runtime(
-                                "the generation ended without an outcome",
-                            ));
+        let text = blocking(|| {
+            std::thread::scope(|s| {
+                s.spawn(move || -> Result<String, LlmError> {
+                    let session = model.new_session(&options)?;
+                    let mut stream = session.generate(prompt, params)?;
+                    loop {
+                        match stream.blocking_next_event() {
+                            Some(StreamEvent::Done(summary)) => return Ok(summary.text),
+                            Some(StreamEvent::Failed(e)) => return Err(e),
+                            Some(StreamEvent::Piece(_)) => {}
+                            None => {
+                                return Err(LlmError::runtime(
+                                    "the generation ended without an outcome",
+                                ));
+                            }
                         }
                     }
-                }
+                })
+                .join()
+                .unwrap_or_else(|_| Err(LlmError::runtime("the generation thread failed")))
             })
-            .join()
-            .unwrap_or_else(|_| Err(LlmError::runtime("the generation thread failed")))
         })
         .map_err(llm)?;
         self.output = Some(text);
@@ -219,18 +242,21 @@ impl GgmlContext {
 impl BackendExecutionContext for GgmlContext {
     fn set_input(&mut self, id: Id, tensor: &Tensor) -> Result<(), BackendError> {
         match (id.index(), id.name()) {
-            (Some(0), _) | (_, Some("prompt")) => self.prompt = Some(utf8("the prompt", tensor)?),
+            (Some(0), _) | (_, Some("prompt")) => {
+                self.graph.limits.check_size("the prompt", tensor.data.len()).map_err(fail)?;
+                self.prompt = Some(utf8("the prompt", tensor)?);
+            }
             (Some(1), _) | (_, Some("options")) => {
+                if tensor.data.len() > MAX_OPTIONS {
+                    return Err(fail(format!("the options are larger than {MAX_OPTIONS} bytes")));
+                }
                 let text = utf8("the options", tensor)?;
-                self.options = Some(
-                    serde_json::from_str(&text)
-                        .map_err(|e| fail(format!("the options are not JSON: {e}")))?,
-                );
+                let options = serde_json::from_str(&text)
+                    .map_err(|e| fail(format!("the options are not valid: {e}")))?;
+                self.options = Some(options);
             }
             _ => {
-                return Err(fail(format!(
-                    "unknown input {id:?}: the inputs are 0 (prompt) and 1 (options)"
-                )));
+                return Err(fail("unknown input: the inputs are 0 (prompt) and 1 (options)"));
             }
         }
         Ok(())
@@ -252,15 +278,14 @@ impl BackendExecutionContext for GgmlContext {
             self.run()?;
             return Ok(None);
         };
+        // Each compute stands alone: nothing of the last one's inputs carries over.
+        self.prompt = None;
+        self.options = None;
         for (i, t) in inputs.iter().enumerate() {
             let id = match t.name.as_str() {
                 "prompt" | "options" => Id::Name(t.name.clone()),
                 _ if i == 0 => Id::Index(0),
-                other => {
-                    return Err(fail(format!(
-                        "unknown input '{other}': the inputs are 'prompt' and 'options'"
-                    )));
-                }
+                _ => return Err(fail("unknown input: the inputs are 'prompt' and 'options'")),
             };
             self.set_input(id, &t.tensor)?;
         }

@@ -68,7 +68,7 @@ fn same_as_rust(example: &str) {
     );
     // A usage mistake of the app's own.
     let (out, _) = run(&app, &["--max-tokens"]);
-    assert_eq!(out.status.code(), if example == "chat-js" { Some(1) } else { Some(2) });
+    assert_eq!(out.status.code(), Some(2), "{example}");
     assert!(text(&out.stderr).contains("--max-tokens needs a value"), "{}", text(&out.stderr));
 }
 

@@ -46,6 +46,35 @@ async fn a_wasi_nn_guest_gets_the_same_greedy_text_as_the_model_interface() {
     }
     let none = nn(&["smol", PROMPT], &[]).await;
     assert_eq!(none["error"]["code"], "ErrorCode::NotFound");
+
+    // WasmEdge's stop option ends the text before the stop sequence.
+    let word = text.split_whitespace().nth(3).unwrap();
+    let opts = format!(r#"{{"n-predict": 16, "temp": 0, "reverse-prompt": "{word}"}}"#);
+    let stopped = nn(&["smol", PROMPT, &opts], &smol).await;
+    let s = stopped["text"].as_str().unwrap_or_else(|| panic!("{stopped}"));
+    assert!(text.starts_with(s) && !s.contains(word), "{s:?} / {text:?}");
+    // Unknown keys are refused, not ignored; a prompt longer than the context is an error.
+    let unknown = nn(&["smol", PROMPT, r#"{"n_predict": 4}"#], &smol).await;
+    assert_eq!(unknown["error"]["code"], "ErrorCode::RuntimeError", "{unknown}");
+    let long = "word ".repeat(600);
+    let short_ctx = nn(&["smol", &long, r#"{"ctx-size": 64, "n-predict": 4}"#], &smol).await;
+    assert_eq!(short_ctx["error"]["code"], "ErrorCode::RuntimeError", "{short_ctx}");
+}
+
+#[test]
+fn without_a_granted_graph_wasi_nn_is_not_there_at_all() {
+    let out = Command::new(host_bin())
+        .arg("run")
+        .arg(NN.path())
+        .args(["--", "smol", PROMPT])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wasi:nn"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

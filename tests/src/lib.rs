@@ -76,7 +76,12 @@ pub fn host_bin() -> PathBuf {
 /// One llama.cpp host per test binary.
 pub fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();
-    HOST.get_or_init(|| Host::with_llama().expect("host"))
+    // With `wasi:nn` linked, for the guests that use it.
+    HOST.get_or_init(|| {
+        let engine = Arc::new(tabagent_host::engine::llama::LlamaEngine::new());
+        Host::with_options(engine, HostOptions { nn: true, ..HostOptions::default() })
+            .expect("host")
+    })
 }
 
 /// A host over the fake engine (no model, no llama.cpp), and the engine's counters; granted

@@ -38,11 +38,15 @@ pub struct HostOptions {
     pub fuel: bool,
     /// Largest wasm stack a guest may use, in bytes; deeper recursion traps.
     pub max_wasm_stack: usize,
+    /// Link the standard `wasi:nn` interface (for hosts whose guests are granted graphs):
+    /// without it, a component that imports `wasi:nn` does not instantiate, and no guest can
+    /// make `wasi:nn` tensors (host memory that the guest's memory limit does not count).
+    pub nn: bool,
 }
 
 impl Default for HostOptions {
     fn default() -> Self {
-        Self { fuel: false, max_wasm_stack: 512 << 10 }
+        Self { fuel: false, max_wasm_stack: 512 << 10, nn: false }
     }
 }
 
@@ -90,8 +94,10 @@ impl Host {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| setup("cannot link wasi:http", e))?;
         crate::wit::add_to_linker(&mut linker).map_err(|e| setup("cannot link tabagent:llm", e))?;
-        wasmtime_wasi_nn::wit::add_to_linker(&mut linker, GuestState::nn)
-            .map_err(|e| setup("cannot link wasi:nn", e))?;
+        if options.nn {
+            wasmtime_wasi_nn::wit::add_to_linker(&mut linker, GuestState::nn)
+                .map_err(|e| setup("cannot link wasi:nn", e))?;
+        }
         crate::sandbox::start_epoch_ticker(&wasm);
         Ok(Self {
             wasm,

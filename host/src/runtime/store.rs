@@ -4,7 +4,7 @@
 use super::RunError;
 use super::guest::{GuestConfig, Stdio};
 use super::outgoing::OutgoingHttp;
-use crate::nn::{GgmlBackend, NnGraphs};
+use crate::nn::{GgmlBackend, NnDeadline, NnGraphs};
 use crate::params::LoadRequest;
 use crate::registry::Registry;
 use crate::sandbox::GuestLimiter;
@@ -19,6 +19,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use wasmtime_wasi_nn::Backend;
 use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
 
+/// Most entries in a guest's resource table (the `tabagent:llm` resources have a lower limit of
+/// their own, `LlmLimits::max_resources`).
+const MAX_TABLE_ENTRIES: usize = 20_000;
+
 /// Most bytes of captured stdout or stderr kept per guest run.
 const CAPTURE_LIMIT: usize = 64 << 20;
 
@@ -26,6 +30,8 @@ const CAPTURE_LIMIT: usize = 64 << 20;
 pub struct GuestState {
     /// When wasm code must stop (`None`: never).
     wasm_deadline: Option<Instant>,
+    /// The same deadline, as the `wasi:nn` graphs read it at each `compute`.
+    nn_deadline: NnDeadline,
     wasi: WasiCtx,
     llm: LlmCtx,
     http: WasiHttpCtx,
@@ -46,6 +52,7 @@ impl GuestState {
     pub(super) fn set_call_deadline(&mut self, limit: Option<std::time::Duration>) {
         let at = limit.and_then(|d| Instant::now().checked_add(d));
         self.wasm_deadline = at;
+        self.nn_deadline.set(at);
         if let Some(at) = at {
             self.llm.set_deadline(at);
         }
@@ -137,28 +144,35 @@ pub(super) fn new_store(
         llm.set_deadline(at);
     }
     // The granted `wasi:nn` graphs, loaded now (sharing weights with every other user of them).
+    let nn_deadline = NnDeadline::new(wasm_deadline);
     let mut graphs = NnGraphs::default();
     for (name, source) in &guest.nn_graphs {
-        let model = registry
-            .load_request(source, LoadRequest::default())
-            .map_err(|e| RunError::Setup(format!("cannot load the wasi:nn graph '{name}': {e}")))?;
+        let model = crate::nn::blocking(|| registry.load_request(source, LoadRequest::default()))
+            .map_err(|e| {
+            RunError::Setup(format!("cannot load the wasi:nn graph '{name}': {e}"))
+        })?;
         graphs.insert(
             name.clone(),
             model,
             guest.limits.clone(),
             registry.default_threads(),
-            wasm_deadline,
+            nn_deadline.clone(),
         );
     }
     let nn = WasiNnCtx::new([Backend::from(GgmlBackend)], graphs.into());
+    // Every resource a guest holds (WASI streams, `wasi:nn` tensors, …) takes a table entry;
+    // bounded, so no guest fills host memory by making them without end.
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_TABLE_ENTRIES);
     let state = GuestState {
         wasm_deadline,
+        nn_deadline,
         nn,
         wasi: wasi.build(),
         llm,
         http: WasiHttpCtx::new(),
         outgoing: OutgoingHttp::new(guest.allow_http.clone()),
-        table: ResourceTable::new(),
+        table,
         limiter: GuestLimiter::new(&guest.sandbox),
     };
     let mut store = Store::new(wasm, state);

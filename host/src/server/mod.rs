@@ -141,7 +141,7 @@ impl Server {
         options: ServeOptions,
     ) -> Result<Self, ServeError> {
         let mut kept = Vec::new();
-        for (name, source) in &guest.models {
+        for (name, source) in guest.models.iter().chain(&guest.nn_graphs) {
             let registry = Arc::clone(host.registry());
             let source = source.clone();
             let model = tokio::task::spawn_blocking(move || {

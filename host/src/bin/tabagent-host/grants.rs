@@ -118,6 +118,9 @@ impl GrantArgs {
             let Some((name, spec)) = g.split_once('=') else {
                 bail!("--nn-graph {g}: expected NAME=PATH or NAME=ORG/REPO");
             };
+            if name.is_empty() || nn_graphs.contains_key(name) {
+                bail!("--nn-graph {g}: each graph needs a name of its own");
+            }
             let source = ModelSource::parse(spec, std::path::Path::new(""))?;
             if let ModelSource::File(path) = &source
                 && !path.is_file()
@@ -154,6 +157,7 @@ impl GrantArgs {
         let options = HostOptions {
             fuel: self.fuel.is_some(),
             max_wasm_stack: self.max_stack.saturating_mul(1 << 10),
+            nn: !self.nn_graphs.is_empty(),
         };
         let resolver = HubResolver::new(Arc::new(hub), self.pull).with_trackers(Display::factory());
         let registry = Registry::with_hub(Arc::new(engine), resolver);
