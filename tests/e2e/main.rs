@@ -16,6 +16,7 @@ mod concurrency;
 mod errors;
 mod fast;
 mod generation;
+mod guide;
 mod hub;
 mod languages;
 mod limits;
