@@ -223,8 +223,20 @@ fn llama_bench(
     Ok((run(prompt_tokens, 0, 0)?, run(0, tokens, prompt_tokens)?))
 }
 
-/// The heading of the section `scripts/bench-serve.sh` writes (kept when this one rewrites).
-const SERVER_SECTION: &str = "## OpenAI-compatible server under load";
+/// The `## ` sections of `old` whose headings `ours` does not have (other benchmarks write
+/// them into the same file), in their order.
+fn foreign_sections(old: &str, ours: &str) -> String {
+    let heading = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    let own: Vec<String> =
+        ours.split("\n## ").skip(1).map(|s| format!("## {}", heading(s))).collect();
+    old.split("\n## ")
+        .skip(1)
+        .map(|s| format!("## {s}"))
+        .filter(|s| !own.contains(&heading(s)))
+        .map(|s| format!("{}\n", s.trim_end()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -382,11 +394,12 @@ async fn main() -> anyhow::Result<()> {
     print!("{md}");
     if let Some(path) = args.write {
         // Sections other benchmarks write into the same file are kept as they are.
-        if let Ok(old) = std::fs::read_to_string(&path)
-            && let Some(at) = old.find(SERVER_SECTION)
-        {
-            md.push('\n');
-            md.push_str(&old[at..]);
+        if let Ok(old) = std::fs::read_to_string(&path) {
+            let kept = foreign_sections(&old, &md);
+            if !kept.is_empty() {
+                md.push('\n');
+                md.push_str(&kept);
+            }
         }
         std::fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
@@ -554,4 +567,17 @@ fn kernel_variants(
         md.push_str(&format!("{n}\n\n"));
     }
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::foreign_sections;
+
+    #[test]
+    fn sections_other_benchmarks_wrote_are_kept_whatever_their_order() {
+        let old = "# Benchmarks\n\n## Ours\nold figures\n\n## Theirs\nA\n\n## Ours too\nold\n\n## Others\nB\n";
+        let ours = "# Benchmarks\n\n## Ours\nnew\n\n## Ours too\nnew\n";
+        assert_eq!(foreign_sections(old, ours), "## Theirs\nA\n\n## Others\nB\n");
+        assert_eq!(foreign_sections("# Benchmarks\n", ours), "");
+    }
 }
