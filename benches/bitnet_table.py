@@ -11,6 +11,8 @@ import os
 import statistics
 import subprocess
 
+from md_section import write_section
+
 SECTION = "## BitNet ternary types against standard ones"
 
 
@@ -104,15 +106,7 @@ def main():
     md = "\n".join(out)
     print(md)
     if args.write:
-        try:
-            old = open(args.write).read()
-        except FileNotFoundError:
-            old = "# Benchmarks\n\n"
-        at = old.find(SECTION)
-        if at >= 0:
-            end = old.find("\n## ", at + len(SECTION))
-            old = old[:at] + (old[end + 1:] if end >= 0 else "")
-        open(args.write, "w").write(old.rstrip("\n") + "\n\n" + md.rstrip("\n") + "\n")
+        write_section(args.write, SECTION, md)
 
 
 if __name__ == "__main__":

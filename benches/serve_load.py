@@ -14,6 +14,7 @@ import threading
 import time
 
 import httpx
+from md_section import write_section
 
 SECTION = "## OpenAI-compatible server under load"
 
@@ -178,15 +179,7 @@ def main():
     md = markdown(rows, args)
     print(md)
     if args.write:
-        try:
-            old = open(args.write).read()
-        except FileNotFoundError:
-            old = "# Benchmarks\n\n"
-        at = old.find(SECTION)
-        if at >= 0:
-            end = old.find("\n## ", at + len(SECTION))
-            old = old[:at] + (old[end + 1:] if end >= 0 else "")
-        open(args.write, "w").write(old.rstrip("\n") + "\n\n" + md.rstrip("\n") + "\n")
+        write_section(args.write, SECTION, md)
     if any(r["failed"] for _, r in rows):
         raise SystemExit("some requests failed")
 
