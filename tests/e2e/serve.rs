@@ -8,14 +8,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tabagent_tests::serve::{Served, raw, read_reply};
-use tabagent_tests::{host_bin, model_path, repo_root};
-
-/// The Python with the `openai` client (scripts/python-env.sh installs it).
-fn python() -> String {
-    let out = Command::new(repo_root().join("scripts/python-env.sh")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use tabagent_tests::{host_bin, model_path, python, repo_root};
 
 /// The chat example's greedy reply to `prompt`.
 fn chat_example(prompt: &str, max_tokens: u32) -> String {

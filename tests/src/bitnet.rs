@@ -15,10 +15,7 @@ pub fn fixtures() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("tabagent-bitnet-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let python = Command::new(repo_root().join("scripts/python-env.sh")).output().unwrap();
-        assert!(python.status.success(), "{}", String::from_utf8_lossy(&python.stderr));
-        let python = String::from_utf8(python.stdout).unwrap();
-        let out = Command::new(python.trim())
+        let out = Command::new(crate::python())
             .arg(repo_root().join("BitNet/fixtures/make_bitnet.py"))
             .arg("--tokenizer-from")
             .arg(model_path())

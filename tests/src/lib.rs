@@ -73,6 +73,16 @@ pub fn host_bin() -> PathBuf {
     path
 }
 
+/// The tests' Python (the `openai` client, `gguf`, componentize-py), made or found by
+/// `scripts/python-env.sh`.
+pub fn python() -> PathBuf {
+    let out = std::process::Command::new(repo_root().join("scripts/python-env.sh"))
+        .output()
+        .expect("run scripts/python-env.sh");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
 /// One llama.cpp host per test binary.
 pub fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();
