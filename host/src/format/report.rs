@@ -224,6 +224,11 @@ fn safetensors_dtype_bytes(dtype: &str) -> Option<u64> {
     })
 }
 
+/// Elements of every tensor in a histogram.
+fn elements(types: &[TensorTypeCount]) -> u64 {
+    types.iter().fold(0u64, |n, t| n.saturating_add(t.elements))
+}
+
 fn histogram(entries: impl Iterator<Item = (String, u64, u64)>) -> Vec<TensorTypeCount> {
     let mut by: BTreeMap<String, TensorTypeCount> = BTreeMap::new();
     for (name, elements, bytes) in entries {
@@ -286,7 +291,7 @@ fn gguf(path: &Path, r: &mut ModelReport) -> Result<(), LlmError> {
     r.tensor_types = histogram(
         f.tensors.iter().map(|t| (t.ty.name.to_string(), t.dims.iter().product::<u64>(), t.size)),
     );
-    r.parameter_count = Some(f.tensors.iter().map(|t| t.dims.iter().product::<u64>()).sum());
+    r.parameter_count = Some(elements(&r.tensor_types));
     r.context_length = f.arch_u64("context_length");
     r.layer_count = f.arch_u64("block_count");
     r.chat_template = f.get("tokenizer.chat_template").is_some();
@@ -378,8 +383,7 @@ fn safetensors(path: &Path, r: &mut ModelReport) -> Result<(), LlmError> {
         }
     }
     r.tensor_types = histogram(tensors.into_iter());
-    r.parameter_count =
-        consistent.then(|| r.tensor_types.iter().fold(0u64, |n, t| n.saturating_add(t.elements)));
+    r.parameter_count = consistent.then(|| elements(&r.tensor_types));
     if !consistent {
         r.route =
             unsupported("its SafeTensors header is inconsistent (shapes, byte ranges, dtypes)");
