@@ -5,6 +5,13 @@
 //! [models]
 //! smollm2 = "models/SmolLM2-135M-Instruct.Q4_1.gguf"   # relative to this file
 //! smol-hub = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_K_M"   # from the Hugging Face cache
+//! big = "remote:http://10.0.0.1:8080/v1#qwen2.5-7b"   # served by an OpenAI-compatible server
+//!
+//! [models.replicated]                # several endpoints, a key and a client policy
+//! remote = ["http://10.0.0.1:8080/v1", "http://10.0.0.2:8080/v1"]
+//! model = "qwen2.5-7b"
+//! api-key-env = "QWEN_API_KEY"       # see `remote::RemoteEntry` for every field
+//! max-concurrent = 4
 //!
 //! [[dirs]]
 //! host = "data"
@@ -22,6 +29,7 @@
 //!
 //! A limit given on the command line wins over the file's.
 
+use crate::remote::RemoteEntry;
 use crate::runtime::DirGrant;
 use crate::source::ModelSource;
 use serde::Deserialize;
@@ -125,9 +133,18 @@ impl Grants {
         let file: FileConfig = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut g = Grants::default();
-        for (name, p) in file.models {
+        for (name, entry) in file.models {
             check_name(&name)?;
-            let source = ModelSource::parse(&p, base).map_err(|e| err(e.message().to_string()))?;
+            let in_entry = |m: String| err(format!("models.{name}: {m}"));
+            let source = match entry {
+                toml::Value::String(p) => ModelSource::parse(&p, base),
+                table @ toml::Value::Table(_) => {
+                    let entry = RemoteEntry::deserialize(table).map_err(|e| in_entry(e.to_string()))?;
+                    entry.into_spec().map(ModelSource::Remote)
+                }
+                _ => return Err(in_entry("expected a path, a reference or a remote table".into())),
+            }
+            .map_err(|e| in_entry(e.message().to_string()))?;
             g.models.insert(name, source);
         }
         for d in file.dirs {
@@ -159,7 +176,7 @@ impl Grants {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileConfig {
     #[serde(default)]
-    models: BTreeMap<String, String>,
+    models: BTreeMap<String, toml::Value>,
     #[serde(default)]
     dirs: Vec<FileDir>,
     #[serde(default)]

@@ -13,6 +13,7 @@
 //! - [`params`]: requests and their checks (session, sampling, load options, limits);
 //! - [`source`] and [`format`]: where a granted model comes from, and what its file is;
 //! - [`engine`]: the [`engine::Engine`] trait with the llama.cpp engine and a fake for tests;
+//! - [`remote`]: models served by OpenAI-compatible servers, behind the same model traits;
 //! - [`hardware`]: CPU, memory and layer-split facts; [`sandbox`]: per-guest limits;
 //! - [`gguf`]: a bounded GGUF header reader.
 //!
@@ -43,6 +44,7 @@ pub mod hub;
 pub mod nn;
 pub mod params;
 pub mod registry;
+pub mod remote;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;

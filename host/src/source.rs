@@ -9,6 +9,7 @@
 use crate::error::{LlmError, LlmResult};
 use crate::format::{self, ModelFormat};
 use crate::hub::HubRef;
+use crate::remote::RemoteSpec;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -19,6 +20,8 @@ pub enum ModelSource {
     File(PathBuf),
     /// A GGUF file (or split set) of a Hugging Face repository, from the local cache.
     Hub(HubRef),
+    /// A model served by OpenAI-compatible endpoints ([`crate::remote`]).
+    Remote(RemoteSpec),
 }
 
 impl ModelSource {
@@ -26,15 +29,19 @@ impl ModelSource {
     pub fn path(&self) -> Option<&Path> {
         match self {
             Self::File(p) => Some(p),
-            Self::Hub(_) => None,
+            Self::Hub(_) | Self::Remote(_) => None,
         }
     }
 
-    /// Read a grant's source as a user writes it: `hf:REPO[:FILE|:QUANT][@REV]` (also
+    /// Read a grant's source as a user writes it: `remote:URL[,URL…][#MODEL-ID]` is a remote
+    /// model; `hf:REPO[:FILE|:QUANT][@REV]` (also
     /// `hf.co/…`, `huggingface.co/…`) is a hub model; so is `ORG/NAME[:…]` when no such local
     /// path exists and it does not end in `.gguf`; anything else is a local path, taken
     /// relative to `base`.
     pub fn parse(spec: &str, base: &Path) -> LlmResult<Self> {
+        if spec.starts_with("remote:") {
+            return Ok(Self::Remote(RemoteSpec::parse(spec)?));
+        }
         let explicit = ["hf:", "hf.co/", "huggingface.co/", "https://huggingface.co/"]
             .iter()
             .any(|p| spec.starts_with(p));
@@ -56,6 +63,7 @@ impl std::fmt::Display for ModelSource {
         match self {
             Self::File(p) => write!(f, "{}", p.display()),
             Self::Hub(r) => write!(f, "hf:{r}"),
+            Self::Remote(r) => write!(f, "{r}"),
         }
     }
 }
@@ -122,8 +130,15 @@ impl Resolver for FileResolver {
             ModelSource::Hub(r) => Err(LlmError::Unsupported(format!(
                 "hf:{r}: this host resolves local files only (no Hugging Face cache configured)"
             ))),
+            ModelSource::Remote(r) => Err(not_a_file(r)),
         }
     }
+}
+
+/// The error of a resolver asked for a remote model, which has no file (the registry connects
+/// to it instead).
+pub fn not_a_file(spec: &RemoteSpec) -> LlmError {
+    LlmError::Unsupported(format!("{spec} is served remotely; it has no file to open"))
 }
 
 /// Check a local model file: it exists, is a file, and is a GGUF file that passes the checks.
@@ -152,6 +167,7 @@ impl Resolver for UncheckedResolver {
         match source {
             ModelSource::File(path) => Ok(ResolvedModel::unchecked(path.clone())),
             ModelSource::Hub(r) => Ok(ResolvedModel::unchecked(format!("/hub/{}", r.repo))),
+            ModelSource::Remote(r) => Err(not_a_file(r)),
         }
     }
 }

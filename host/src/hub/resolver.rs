@@ -44,6 +44,7 @@ impl Resolver for HubResolver {
                 let model = self.hub.ensure(r, self.policy, &tracker)?;
                 resolve_file(&model.path)
             }
+            ModelSource::Remote(r) => Err(crate::source::not_a_file(r)),
         }
     }
 }

@@ -4,6 +4,7 @@ use crate::engine::{Engine, LoadOptions, Model};
 use crate::error::LlmResult;
 use crate::hub::{Hub, HubResolver, PullPolicy};
 use crate::params::LoadRequest;
+use crate::remote::RemoteEngine;
 use crate::source::{FileResolver, ModelSource, Resolver};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -84,14 +85,25 @@ impl Registry {
         let slot = {
             let mut slots = lock(&self.slots);
             prune(&mut slots);
-            Arc::clone(slots.entry((source.clone(), options.clone())).or_default())
+            // Load options mean nothing to a remote model: one connection (and one pool of
+            // endpoints) serves every guest granted it.
+            let options = match source {
+                ModelSource::Remote(_) => LoadOptions::default(),
+                _ => options.clone(),
+            };
+            Arc::clone(slots.entry((source.clone(), options)).or_default())
         };
         let mut weights = lock(&slot);
         if let Some(model) = weights.as_ref().and_then(Weak::upgrade) {
             return Ok(model);
         }
-        let resolved = self.resolver.resolve(source)?;
-        let model = self.engine.load(&resolved, options)?;
+        let model = match source {
+            ModelSource::Remote(spec) => RemoteEngine.connect(spec)?,
+            _ => {
+                let resolved = self.resolver.resolve(source)?;
+                self.engine.load(&resolved, options)?
+            }
+        };
         *weights = Some(Arc::downgrade(&model));
         Ok(model)
     }

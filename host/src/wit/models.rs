@@ -65,6 +65,11 @@ impl wit::Host for LlmView<'_> {
         let report = blocking(move || {
             let path = match source {
                 ModelSource::File(p) => p,
+                ModelSource::Remote(_) => {
+                    return Err(LlmError::Unsupported(format!(
+                        "model '{name}' is served remotely; there is no file to inspect"
+                    )));
+                }
                 ModelSource::Hub(r) => {
                     let hub = registry.hub().ok_or_else(|| {
                         LlmError::Unsupported("this host has no Hugging Face cache".into())
