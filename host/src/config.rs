@@ -139,7 +139,8 @@ impl Grants {
             let source = match entry {
                 toml::Value::String(p) => ModelSource::parse(&p, base),
                 table @ toml::Value::Table(_) => {
-                    let entry = RemoteEntry::deserialize(table).map_err(|e| in_entry(e.to_string()))?;
+                    let entry =
+                        RemoteEntry::deserialize(table).map_err(|e| in_entry(e.to_string()))?;
                     entry.into_spec().map(ModelSource::Remote)
                 }
                 _ => return Err(in_entry("expected a path, a reference or a remote table".into())),

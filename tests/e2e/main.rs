@@ -23,4 +23,5 @@ mod limits;
 mod models;
 mod native_messaging;
 mod nn;
+mod remote;
 mod serve;

@@ -4,6 +4,7 @@
 
 pub mod bitnet;
 pub mod hub_server;
+pub mod llama_server;
 pub mod reference;
 pub mod serve;
 

@@ -22,11 +22,17 @@ impl Served {
     /// Serve `wasm` with the test model granted as `smollm2`, and `extra` options.
     pub fn start(wasm: &Path, extra: &[&str]) -> Self {
         let grant = format!("smollm2={}", model_path().display());
+        Self::start_with(wasm, &[&["--model", &grant], extra].concat(), &[])
+    }
+
+    /// Serve `wasm` with exactly `args` (grants included) and environment `env`.
+    pub fn start_with(wasm: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(host_bin())
             .arg("serve")
             .arg(wasm)
-            .args(["--listen", "127.0.0.1:0", "--model", &grant])
-            .args(extra)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -204,9 +204,7 @@ async fn send_inner(
     let req = req.body(Full::new(bytes)).map_err(|e| CallError::Protocol(e.to_string()))?;
     let response = tokio::time::timeout(timeouts.response, sender.send_request(req))
         .await
-        .map_err(|_| {
-            CallError::Timeout(format!("no response within {:?}", timeouts.response))
-        })?
+        .map_err(|_| CallError::Timeout(format!("no response within {:?}", timeouts.response)))?
         .map_err(|e| CallError::Protocol(format!("connection failed before the response: {e}")))?;
     let status = response.status();
     if status.is_success() {
@@ -244,7 +242,11 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 /// Read a whole body of at most `limit` bytes, each part within `idle`.
-pub async fn read_body(mut body: Incoming, limit: usize, idle: Duration) -> Result<Bytes, CallError> {
+pub async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    idle: Duration,
+) -> Result<Bytes, CallError> {
     let mut out = BytesMut::new();
     loop {
         let frame = tokio::time::timeout(idle, body.frame())
@@ -272,7 +274,8 @@ pub async fn json(
     limit: usize,
 ) -> Result<serde_json::Value, CallError> {
     let response = send(ep, method, path, body, key, timeouts).await?;
-    let bytes = read_body(response.into_body(), limit, timeouts.idle).await.map_err(|e| e.redacted(key))?;
+    let bytes =
+        read_body(response.into_body(), limit, timeouts.idle).await.map_err(|e| e.redacted(key))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| CallError::Protocol(format!("the response is not JSON: {e}")).redacted(key))
 }
@@ -308,16 +311,18 @@ impl EventStream {
             if self.done {
                 return Ok(None);
             }
-            let frame = tokio::time::timeout(self.idle, self.body.frame())
-                .await
-                .map_err(|_| CallError::Timeout(format!("the stream stalled for {:?}", self.idle)))?;
+            let frame = tokio::time::timeout(self.idle, self.body.frame()).await.map_err(|_| {
+                CallError::Timeout(format!("the stream stalled for {:?}", self.idle))
+            })?;
             match frame {
                 None => {
                     self.done = true;
                     // A last event without its blank line still counts.
                     self.buf.extend_from_slice(b"\n\n");
                 }
-                Some(Err(e)) => return Err(CallError::Protocol(format!("the stream broke off: {e}"))),
+                Some(Err(e)) => {
+                    return Err(CallError::Protocol(format!("the stream broke off: {e}")));
+                }
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.buf.extend_from_slice(&data);

@@ -10,9 +10,12 @@ use crate::engine::{ChatMessage, Model, ModelInfo, Session, SessionOptions, Toke
 use crate::error::{LlmError, LlmResult};
 use hyper::Method;
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// The training context taken for a model whose server does not give one.
+const UNKNOWN_CONTEXT: u32 = 32_768;
 
 /// Largest non-streamed answer (embeddings of many texts are the big ones).
 const MAX_ANSWER: usize = 64 << 20;
@@ -32,9 +35,12 @@ pub(super) struct Shared {
 pub(super) enum Failure {
     /// The call failed; another endpoint may be tried if nothing was shown yet.
     Call(CallError),
-    /// The attempt is over with this error, whatever the endpoints could do (output was
-    /// already shown, or the request itself is at fault).
+    /// The attempt is over with this error, whatever the endpoints could do (the request
+    /// itself is at fault, or its deadline passed).
     Final(LlmError),
+    /// The endpoint failed (for the reason given) after output was shown: the attempt is over
+    /// with this error, and the failure counts against the endpoint.
+    Broken(LlmError, String),
 }
 
 impl From<CallError> for Failure {
@@ -58,7 +64,11 @@ impl Shared {
     /// Run `attempt` on endpoints until one succeeds: the least busy first, another after an
     /// endpoint's failure, up to `retries` more times, waiting `retry-backoff` (doubled each
     /// time, with jitter) in between.
-    pub async fn with_failover<T, F, Fut>(self: &Arc<Self>, what: &str, mut attempt: F) -> LlmResult<T>
+    pub async fn with_failover<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &str,
+        mut attempt: F,
+    ) -> LlmResult<T>
     where
         F: FnMut(Arc<Permit>) -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
@@ -66,8 +76,8 @@ impl Shared {
         let mut avoid = Vec::new();
         let mut tries = 0;
         loop {
-            let permit = self.pool.acquire(&avoid, self.spec.queue_timeout).await.map_err(|e| {
-                match e {
+            let permit =
+                self.pool.acquire(&avoid, self.spec.queue_timeout).await.map_err(|e| match e {
                     AcquireError::Busy(_) => LlmError::ResourceExhausted(format!(
                         "remote model '{}': {what}: {e}",
                         self.model_id
@@ -75,8 +85,7 @@ impl Shared {
                     AcquireError::AllDown(_) => {
                         LlmError::runtime(format!("remote model '{}': {what}: {e}", self.model_id))
                     }
-                }
-            })?;
+                })?;
             let permit = Arc::new(permit);
             let index = permit.index();
             let label = permit.url().label();
@@ -86,6 +95,10 @@ impl Shared {
                     return Ok(v);
                 }
                 Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Broken(e, why)) => {
+                    self.pool.failed(index, &why, false);
+                    return Err(e);
+                }
                 Err(Failure::Call(e)) => {
                     let e = e.redacted(self.key.as_ref());
                     if e.endpoint_fault() {
@@ -140,8 +153,16 @@ impl Shared {
                     let method = if body.is_some() { Method::POST } else { Method::GET };
                     let t = shared.timeouts(None);
                     let url = permit.url();
-                    Ok(client::json(url, method, &path, body.as_ref(), shared.key.as_ref(), t, MAX_ANSWER)
-                        .await?)
+                    Ok(client::json(
+                        url,
+                        method,
+                        &path,
+                        body.as_ref(),
+                        shared.key.as_ref(),
+                        t,
+                        MAX_ANSWER,
+                    )
+                    .await?)
                 }
             })
             .await;
@@ -177,7 +198,9 @@ impl RemoteModel {
     /// metadata, those that do not are marked down. Starts the health checks.
     pub fn connect(spec: RemoteSpec) -> LlmResult<Self> {
         let key = match &spec.api_key_env {
-            Some(var) => Some(ApiKey::from_env(var).map_err(|m| LlmError::invalid(format!("{spec}: {m}")))?),
+            Some(var) => {
+                Some(ApiKey::from_env(var).map_err(|m| LlmError::invalid(format!("{spec}: {m}")))?)
+            }
             None => None,
         };
         let pool = Pool::new(&spec);
@@ -191,9 +214,28 @@ impl RemoteModel {
             let calls = urls.into_iter().map(|u| {
                 let k = k.clone();
                 tokio::spawn(async move {
-                    let list = client::json(&u, Method::GET, &u.path("/models"), None, k.as_ref(), probe, MAX_ANSWER).await;
+                    let list = client::json(
+                        &u,
+                        Method::GET,
+                        &u.path("/models"),
+                        None,
+                        k.as_ref(),
+                        probe,
+                        MAX_ANSWER,
+                    )
+                    .await;
                     let props = match &list {
-                        Ok(_) => client::json(&u, Method::GET, &u.root_path("/props"), None, k.as_ref(), probe, MAX_ANSWER).await.ok(),
+                        Ok(_) => client::json(
+                            &u,
+                            Method::GET,
+                            &u.root_path("/props"),
+                            None,
+                            k.as_ref(),
+                            probe,
+                            MAX_ANSWER,
+                        )
+                        .await
+                        .ok(),
                         Err(_) => None,
                     };
                     (list, props)
@@ -201,7 +243,9 @@ impl RemoteModel {
             });
             let mut out = Vec::new();
             for c in calls.collect::<Vec<_>>() {
-                out.push(c.await.unwrap_or_else(|e| (Err(CallError::Protocol(e.to_string())), None)));
+                out.push(
+                    c.await.unwrap_or_else(|e| (Err(CallError::Protocol(e.to_string())), None)),
+                );
             }
             out
         })?;
@@ -216,7 +260,10 @@ impl RemoteModel {
                 }
                 Err(e) => {
                     let e = e.redacted(key.as_ref());
-                    tracing::warn!("remote endpoint {} did not answer: {e}", spec.endpoints[i].label());
+                    tracing::warn!(
+                        "remote endpoint {} did not answer: {e}",
+                        spec.endpoints[i].label()
+                    );
                     pool.failed(i, &e.to_string(), true);
                     errors.push(format!("{}: {e}", spec.endpoints[i].label()));
                 }
@@ -233,26 +280,47 @@ impl RemoteModel {
             Some(m) => {
                 if !listed.contains(m) {
                     // Some servers (llama.cpp's) serve one model under any name.
-                    tracing::warn!("remote model '{m}' is not in the list its server gives ({listed:?})");
+                    tracing::warn!(
+                        "remote model '{m}' is not in the list its server gives ({listed:?})"
+                    );
                 }
                 m.clone()
             }
             None => listed.first().cloned().ok_or_else(|| {
-                LlmError::NotFound(format!("{spec}: the server lists no model; name one with #MODEL-ID"))
+                LlmError::NotFound(format!(
+                    "{spec}: the server lists no model; name one with #MODEL-ID"
+                ))
             })?,
         };
-        let info = wire::model_info(&model_id, &list, props.as_ref());
+        let mut info = wire::model_info(&model_id, &list, props.as_ref());
         let server_context = props.as_ref().and_then(wire::server_context);
+        if info.context_length == 0 {
+            // The server does not say: the slot's context where it is known, else a bound
+            // that leaves the choice (and the refusal) to the server.
+            info.context_length = server_context.unwrap_or(UNKNOWN_CONTEXT);
+        }
         let shared = Arc::new(Shared { spec, key, pool, model_id, sessions: Arc::new(()) });
         let (k, interval) = (shared.key.clone(), shared.spec.health_interval);
-        let check = Timeouts { connect: probe.connect.min(interval), response: Duration::from_secs(5).max(interval), idle: Duration::from_secs(5) };
+        let check = Timeouts {
+            connect: probe.connect.min(interval),
+            response: Duration::from_secs(5).max(interval),
+            idle: Duration::from_secs(5),
+        };
         shared.pool.watch(interval, move |u: EndpointUrl| {
             let k = k.clone();
             async move {
-                client::json(&u, Method::GET, &u.path("/models"), None, k.as_ref(), check, MAX_ANSWER)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.redacted(k.as_ref()).to_string())
+                client::json(
+                    &u,
+                    Method::GET,
+                    &u.path("/models"),
+                    None,
+                    k.as_ref(),
+                    check,
+                    MAX_ANSWER,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.redacted(k.as_ref()).to_string())
             }
         });
         tracing::info!(
@@ -269,11 +337,21 @@ impl RemoteModel {
         self.shared.pool.status()
     }
 
-    fn call(&self, what: &'static str, route: &'static str, root: bool, body: Value) -> LlmResult<Value> {
+    fn call(
+        &self,
+        what: &'static str,
+        route: &'static str,
+        root: bool,
+        body: Value,
+    ) -> LlmResult<Value> {
         let shared = Arc::clone(&self.shared);
         block_on(async move {
             shared
-                .call(what, move |u| if root { u.root_path(route) } else { u.path(route) }, Some(body))
+                .call(
+                    what,
+                    move |u| if root { u.root_path(route) } else { u.path(route) },
+                    Some(body),
+                )
                 .await
         })?
     }
@@ -284,39 +362,59 @@ impl Model for RemoteModel {
         &self.info
     }
 
-    fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> LlmResult<Vec<TokenId>> {
+    fn tokenize(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> LlmResult<Vec<TokenId>> {
         let v = self.call(
             "tokenize",
             "/tokenize",
             true,
             json!({"content": text, "add_special": add_special, "parse_special": parse_special}),
         )?;
-        let tokens = v.get("tokens").and_then(Value::as_array).ok_or_else(|| bad_answer("tokenize"))?;
+        let tokens =
+            v.get("tokens").and_then(Value::as_array).ok_or_else(|| bad_answer("tokenize"))?;
         tokens
             .iter()
-            .map(|t| t.as_u64().and_then(|t| u32::try_from(t).ok()).ok_or_else(|| bad_answer("tokenize")))
+            .map(|t| {
+                t.as_u64().and_then(|t| u32::try_from(t).ok()).ok_or_else(|| bad_answer("tokenize"))
+            })
             .collect()
     }
 
     fn detokenize(&self, tokens: &[TokenId], render_special: bool) -> LlmResult<String> {
         let _ = render_special;
         let v = self.call("detokenize", "/detokenize", true, json!({ "tokens": tokens }))?;
-        v.get("content").and_then(Value::as_str).map(str::to_string).ok_or_else(|| bad_answer("detokenize"))
+        v.get("content")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| bad_answer("detokenize"))
     }
 
-    fn apply_chat_template(&self, messages: &[ChatMessage], add_assistant: bool) -> LlmResult<String> {
-        let m: Vec<Value> = messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect();
+    fn apply_chat_template(
+        &self,
+        messages: &[ChatMessage],
+        add_assistant: bool,
+    ) -> LlmResult<String> {
+        let m: Vec<Value> =
+            messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect();
         let v = self.call(
             "apply-chat-template",
             "/apply-template",
             true,
             json!({"messages": m, "add_generation_prompt": add_assistant}),
         )?;
-        v.get("prompt").and_then(Value::as_str).map(str::to_string).ok_or_else(|| bad_answer("apply-template"))
+        v.get("prompt")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| bad_answer("apply-template"))
     }
 
     fn new_session(&self, options: &SessionOptions) -> LlmResult<Box<dyn Session>> {
-        let context = self.server_context.map_or(options.context_size, |n| options.context_size.min(n));
+        let context =
+            self.server_context.map_or(options.context_size, |n| options.context_size.min(n));
         Ok(Box::new(super::session::RemoteSession::new(Arc::clone(&self.shared), context)))
     }
 
@@ -324,7 +422,11 @@ impl Model for RemoteModel {
         self.embed_cancellable(texts, &Arc::new(AtomicBool::new(false)))
     }
 
-    fn embed_cancellable(&self, texts: &[String], cancel: &Arc<AtomicBool>) -> LlmResult<Vec<Vec<f32>>> {
+    fn embed_cancellable(
+        &self,
+        texts: &[String],
+        cancel: &Arc<AtomicBool>,
+    ) -> LlmResult<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -361,5 +463,7 @@ impl Model for RemoteModel {
 }
 
 fn bad_answer(what: &str) -> LlmError {
-    LlmError::runtime(format!("the remote server's {what} answer is not what OpenAI-compatible servers send"))
+    LlmError::runtime(format!(
+        "the remote server's {what} answer is not what OpenAI-compatible servers send"
+    ))
 }

@@ -98,7 +98,8 @@ impl std::fmt::Display for AcquireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::AllDown(errors) => {
-                let each: Vec<String> = errors.iter().map(|(e, why)| format!("{e}: {why}")).collect();
+                let each: Vec<String> =
+                    errors.iter().map(|(e, why)| format!("{e}: {why}")).collect();
                 write!(f, "no endpoint is up ({})", each.join("; "))
             }
             Self::Busy(t) => write!(f, "every endpoint stayed busy for {t:?}"),
@@ -127,7 +128,8 @@ impl Pool {
             urls: spec.endpoints.clone(),
             state: Mutex::new(state),
             freed: Notify::new(),
-            next: AtomicUsize::new(0),
+            // Hosts that start together do not all send their first request to the same place.
+            next: AtomicUsize::new(random_start()),
             max_concurrent: spec.max_concurrent,
             breaker_failures: spec.breaker_failures,
             breaker_cooldown: spec.breaker_cooldown,
@@ -284,7 +286,10 @@ impl Pool {
         let mut s = self.lock();
         let e = &mut s[i];
         if e.up {
-            tracing::warn!("remote endpoint {} failed its health check: {why}", self.urls[i].label());
+            tracing::warn!(
+                "remote endpoint {} failed its health check: {why}",
+                self.urls[i].label()
+            );
         }
         e.up = false;
         e.failures += 1;
@@ -338,6 +343,13 @@ impl Pool {
             }
         });
     }
+}
+
+fn random_start() -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish() as usize
 }
 
 /// Await every future, in order (the few endpoints of one model, checked at once).

@@ -77,16 +77,20 @@ impl Session for RemoteSession {
         let (tx, stream) = GenerationStream::channel();
         let shared = Arc::clone(&self.shared);
         super::runtime().spawn(async move {
-            let _busy = busy;
             let events = tx.clone();
             let started = Instant::now();
             let result = shared
                 .with_failover("generation", |permit| {
                     let (shared, body, params, tx) =
                         (Arc::clone(&shared), body.clone(), params.clone(), tx.clone());
-                    async move { attempt(&shared, &permit.url().clone(), route, &body, &params, &tx, started).await }
+                    async move {
+                        attempt(&shared, &permit.url().clone(), route, &body, &params, &tx, started)
+                            .await
+                    }
                 })
                 .await;
+            // Free the session before the guest hears the end, so it may generate again at once.
+            drop(busy);
             match result {
                 Ok(Some(summary)) => {
                     let _ = events.send(StreamEvent::Done(summary));
@@ -145,12 +149,13 @@ async fn attempt(
             return Failure::Call(e);
         }
         let e = e.redacted(shared.key.as_ref());
-        Failure::Final(LlmError::runtime(format!(
+        let error = LlmError::runtime(format!(
             "remote model '{}': endpoint {} failed after {shown} pieces of output ({e}); \
              the generation was not restarted elsewhere",
             shared.model_id,
             url.label()
-        )))
+        ));
+        Failure::Broken(error, e.to_string())
     };
     loop {
         let event = tokio::select! {
@@ -192,7 +197,10 @@ async fn attempt(
         }
     }
     if finish.is_none() && !cut_here {
-        return Err(failure(CallError::Protocol("the stream ended before the generation did".into()), shown));
+        return Err(failure(
+            CallError::Protocol("the stream ended before the generation did".into()),
+            shown,
+        ));
     }
     let rest = out.finish();
     if params.pieces && !rest.is_empty() && tx.send(StreamEvent::Piece(rest)).is_err() {

@@ -26,7 +26,8 @@ impl EndpointUrl {
     /// Read a base URL. Credentials, queries and fragments are refused: an API key belongs in an
     /// environment variable, never in a URL that logs and messages show.
     pub fn parse(text: &str) -> LlmResult<Self> {
-        let bad = |why: &str| LlmError::invalid(format!("remote endpoint '{text}': {why}"));
+        let shown = without_userinfo(text);
+        let bad = |why: &str| LlmError::invalid(format!("remote endpoint '{shown}': {why}"));
         let (tls, rest) = if let Some(r) = text.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = text.strip_prefix("http://") {
@@ -82,6 +83,16 @@ impl std::fmt::Display for EndpointUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let scheme = if self.tls { "https" } else { "http" };
         write!(f, "{scheme}://{}{}", self.label(), self.base_path)
+    }
+}
+
+/// A URL as messages may show it: credentials before an `@` replaced by `***`.
+fn without_userinfo(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else { return text.to_string() };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => text.to_string(),
     }
 }
 
@@ -185,7 +196,7 @@ impl RemoteSpec {
         {
             // The value is not echoed: it may be the key itself, put in the wrong field.
             return bad(
-                "api-key-env must name an environment variable (letters, digits and '_')".into(),
+                "api-key-env must name an environment variable (letters, digits and '_')".into()
             );
         }
         if self.max_concurrent == 0 || self.breaker_failures == 0 {
@@ -305,15 +316,19 @@ mod tests {
 
     #[test]
     fn command_line_form() {
-        let s = RemoteSpec::parse("remote:https://Api.Example.com/v1/,http://10.0.0.2:8081/v1#m-7b")
-            .unwrap();
+        let s =
+            RemoteSpec::parse("remote:https://Api.Example.com/v1/,http://10.0.0.2:8081/v1#m-7b")
+                .unwrap();
         assert_eq!(s.endpoints.len(), 2);
         assert_eq!(s.endpoints[0].label(), "api.example.com:443");
         assert!(s.endpoints[0].tls);
         assert_eq!(s.endpoints[0].path("/chat/completions"), "/v1/chat/completions");
         assert_eq!(s.endpoints[1].root_path("/props"), "/props");
         assert_eq!(s.model.as_deref(), Some("m-7b"));
-        assert_eq!(s.to_string(), "remote:https://api.example.com:443/v1,http://10.0.0.2:8081/v1#m-7b");
+        assert_eq!(
+            s.to_string(),
+            "remote:https://api.example.com:443/v1,http://10.0.0.2:8081/v1#m-7b"
+        );
         let v6 = EndpointUrl::parse("http://[::1]:9000").unwrap();
         assert_eq!((v6.host.as_str(), v6.port, v6.base_path.as_str()), ("::1", 9000, ""));
         assert_eq!(v6.label(), "[::1]:9000");

@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 const UPSTREAM_STOPS: usize = 4;
 
 /// Where a prompt goes, and the request body: streamed, with usage in the last chunk.
-pub fn generation_request(model: Option<&str>, prompt: &Prompt, p: &SamplingParams) -> (&'static str, Value) {
+pub fn generation_request(
+    model: Option<&str>,
+    prompt: &Prompt,
+    p: &SamplingParams,
+) -> (&'static str, Value) {
     let (route, mut body) = match prompt {
         Prompt::Chat(messages) => {
             let m: Vec<Value> =
@@ -28,14 +32,16 @@ pub fn generation_request(model: Option<&str>, prompt: &Prompt, p: &SamplingPara
     o.insert("max_tokens".into(), json!(p.max_tokens));
     o.insert("temperature".into(), json!(p.temperature));
     o.insert("top_p".into(), json!(p.top_p));
-    o.insert("seed".into(), json!(p.seed));
+    // Servers take seeds as 32-bit (llama.cpp) or signed 64-bit (OpenAI) integers.
+    o.insert("seed".into(), json!(p.seed & u64::from(u32::MAX)));
     // Not in OpenAI's API, but read by llama.cpp's server and vLLM (and ignored by the rest):
     // without them a server applies defaults of its own.
     o.insert("top_k".into(), json!(p.top_k));
     o.insert("min_p".into(), json!(p.min_p));
     o.insert("repeat_penalty".into(), json!(p.repeat_penalty));
     o.insert("repeat_last_n".into(), json!(p.repeat_window));
-    let stops: Vec<&String> = p.stop.iter().filter(|s| !s.is_empty()).take(UPSTREAM_STOPS).collect();
+    let stops: Vec<&String> =
+        p.stop.iter().filter(|s| !s.is_empty()).take(UPSTREAM_STOPS).collect();
     if !stops.is_empty() {
         o.insert("stop".into(), json!(stops));
     }
@@ -69,7 +75,8 @@ pub struct Chunk {
 /// Read one chunk's JSON (`chat.completion.chunk` or `text_completion`); an `error` object in
 /// the stream is an error.
 pub fn parse_chunk(data: &str) -> Result<Chunk, String> {
-    let v: Value = serde_json::from_str(data).map_err(|e| format!("a streamed chunk is not JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_str(data).map_err(|e| format!("a streamed chunk is not JSON: {e}"))?;
     if let Some(e) = v.get("error") {
         let m = e.get("message").and_then(Value::as_str).or(e.as_str()).unwrap_or("unknown error");
         return Err(format!("the server reported an error mid-stream: {m}"));
@@ -86,10 +93,12 @@ pub fn parse_chunk(data: &str) -> Result<Chunk, String> {
             choice.get("finish_reason").and_then(Value::as_str).map(str::to_string);
     }
     if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-        let n = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0).min(u64::from(u32::MAX)) as u32;
-        let timings = v.get("timings").and_then(|t| {
-            Some((t.get("prompt_ms")?.as_f64()?, t.get("predicted_ms")?.as_f64()?))
-        });
+        let n = |v: Option<&Value>| {
+            v.and_then(Value::as_u64).unwrap_or(0).min(u64::from(u32::MAX)) as u32
+        };
+        let timings = v
+            .get("timings")
+            .and_then(|t| Some((t.get("prompt_ms")?.as_f64()?, t.get("predicted_ms")?.as_f64()?)));
         chunk.usage = Some(WireUsage {
             prompt_tokens: n(u.get("prompt_tokens")),
             cached_tokens: n(u.get("prompt_tokens_details").and_then(|d| d.get("cached_tokens"))),
@@ -118,7 +127,8 @@ pub fn model_info(id: &str, list: &Value, props: Option<&Value>) -> ModelInfo {
     let meta = entry.and_then(|e| e.get("meta"));
     let num = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_u64).unwrap_or(0);
     let small = |key: &str| num(key).min(u64::from(u32::MAX)) as u32;
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+    let text =
+        |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
     ModelInfo {
         architecture: "remote".into(),
         display_name: Some(id.to_string()),
@@ -221,7 +231,8 @@ mod tests {
     fn model_lists_and_props() {
         let list = json!({"data": [{"id": "a"}, {"id": "b", "meta": {"n_vocab": 49152, "n_ctx_train": 8192, "n_embd": 576, "n_params": 134515008u64, "size": 96576768u64, "ftype": "Q4_1"}}]});
         assert_eq!(model_ids(&list), vec!["a", "b"]);
-        let props = json!({"chat_template": "{{x}}", "default_generation_settings": {"n_ctx": 2048}});
+        let props =
+            json!({"chat_template": "{{x}}", "default_generation_settings": {"n_ctx": 2048}});
         let info = model_info("b", &list, Some(&props));
         assert_eq!((info.vocab_size, info.context_length, info.embedding_size), (49152, 8192, 576));
         assert_eq!(info.file_type, "Q4_1");
@@ -235,7 +246,8 @@ mod tests {
         let v = json!({"data": [{"index": 1, "embedding": [0.0, 1.0]}, {"index": 0, "embedding": [1.0, 0.0]}]});
         assert_eq!(embeddings(&v, 2).unwrap(), vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
         assert!(embeddings(&v, 3).is_err());
-        let dup = json!({"data": [{"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [1.0]}]});
+        let dup =
+            json!({"data": [{"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [1.0]}]});
         assert!(embeddings(&dup, 2).is_err());
     }
 }
