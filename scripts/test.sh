@@ -8,8 +8,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tabagent/target}"
 scripts/setup.sh
-# The CLI tests run the real binary.
+# The CLI tests run the real binary; the remote-engine tests run llama.cpp's own llama-server.
 cargo build --release --locked -p tabagent-host
+scripts/build-llama-tools.sh
 export TABAGENT_HOST_BIN="$CARGO_TARGET_DIR/release/tabagent-host"
 # One test at a time: llama.cpp's CPU threads spin at every barrier, so two generations that each
 # use every core (two tests, or a test and the host it started) slow each other down many times

@@ -240,6 +240,37 @@ fn an_endpoint_killed_mid_run_fails_only_its_stream_and_traffic_returns_when_it_
 }
 
 #[test]
+fn a_client_that_leaves_mid_stream_stops_the_remote_generation() {
+    use std::io::{Read, Write};
+    let upstream = LlamaServer::start(&[]);
+    let grant = format!("smollm2=remote:{}", upstream.url());
+    let server = Served::start_with(&OPENAI_SERVER.path(), &["--model", &grant], &[]);
+    let body = stream_request(1500).to_string();
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while seen.matches("data: ").count() < 4 {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(upstream.busy_slots(), 1, "the server is generating");
+    drop(s);
+    // 1500 tokens take many seconds; the dropped stream ends the server's generation at once.
+    let until = Instant::now() + Duration::from_secs(3);
+    while upstream.busy_slots() > 0 {
+        assert!(Instant::now() < until, "the upstream generation went on after the client left");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn an_endpoint_down_from_the_start_is_skipped_and_all_down_is_a_clear_error() {
     let b = LlamaServer::start(&[]);
     let dead = format!(
@@ -257,6 +288,69 @@ fn an_endpoint_down_from_the_start_is_skipped_and_all_down_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no endpoint answered") && err.contains("refused"), "{err}");
+}
+
+/// A server that lists a model and then never answers anything else: counts the requests
+/// (completions) it was sent.
+fn stalling_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let counter = std::sync::Arc::clone(&counter);
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut b).unwrap_or(0) == 1 {
+                    head.push(b[0]);
+                }
+                if String::from_utf8_lossy(&head).starts_with("GET /v1/models") {
+                    let body = r#"{"object":"list","data":[{"id":"smollm2","object":"model"}]}"#;
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                } else if head.starts_with(b"POST") {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_secs(60));
+                }
+            });
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn a_stalled_endpoint_times_out_fails_over_and_trips_its_breaker() {
+    let live = LlamaServer::start(&[]);
+    let (stalled, hits) = stalling_server();
+    let mut spec = RemoteSpec::parse(&format!("remote:{stalled},{}", live.url())).unwrap();
+    spec.response_timeout = Duration::from_millis(700);
+    spec.breaker_failures = 3;
+    spec.breaker_cooldown = Duration::from_secs(120);
+    spec.health_interval = Duration::from_secs(120);
+    let grant = BTreeMap::from([("smollm2".to_string(), ModelSource::Remote(spec))]);
+    // One guest, ten generations one after the other, on one shared pool of endpoints.
+    let mut req = greedy_chat(8);
+    req["mode"] = json!("generate");
+    req["repeat"] = json!(10);
+    let started = Instant::now();
+    let v = run_json(GENERATE, grant, &[&req.to_string()]).await;
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 10);
+    assert!(
+        runs.iter().all(|r| r["generate"]["ok"]["text"].is_string()),
+        "every one finished: {v}"
+    );
+    let hits = hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(hits, 3, "three timeouts open the breaker, then the stalled endpoint gets nothing");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
 }
 
 #[test]

@@ -104,6 +104,14 @@ impl LlamaServer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Slots generating or embedding now (`GET /slots`).
+    pub fn busy_slots(&self) -> usize {
+        let r = raw(self.addr(), b"GET /slots HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let slots: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        slots.as_array().unwrap().iter().filter(|s| s["is_processing"] == true).count()
+    }
+
     /// Tasks it has started (completions and embeddings), from its log.
     pub fn tasks(&self) -> usize {
         self.log().matches("launch_slot_").count()

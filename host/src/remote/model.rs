@@ -301,11 +301,8 @@ impl RemoteModel {
         }
         let shared = Arc::new(Shared { spec, key, pool, model_id, sessions: Arc::new(()) });
         let (k, interval) = (shared.key.clone(), shared.spec.health_interval);
-        let check = Timeouts {
-            connect: probe.connect.min(interval),
-            response: Duration::from_secs(5).max(interval),
-            idle: Duration::from_secs(5),
-        };
+        let five = Duration::from_secs(5);
+        let check = Timeouts { connect: probe.connect.min(five), response: five, idle: five };
         shared.pool.watch(interval, move |u: EndpointUrl| {
             let k = k.clone();
             async move {

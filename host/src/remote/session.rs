@@ -79,16 +79,23 @@ impl Session for RemoteSession {
         super::runtime().spawn(async move {
             let events = tx.clone();
             let started = Instant::now();
-            let result = shared
-                .with_failover("generation", |permit| {
-                    let (shared, body, params, tx) =
-                        (Arc::clone(&shared), body.clone(), params.clone(), tx.clone());
-                    async move {
-                        attempt(&shared, &permit.url().clone(), route, &body, &params, &tx, started)
-                            .await
-                    }
-                })
-                .await;
+            let deadline = params.deadline;
+            let tries = shared.with_failover("generation", |permit| {
+                let (shared, body, params, tx) =
+                    (Arc::clone(&shared), body.clone(), params.clone(), tx.clone());
+                async move {
+                    attempt(&shared, &permit.url().clone(), route, &body, &params, &tx, started)
+                        .await
+                }
+            });
+            // Waiting in the queue or between tries ends too when the guest goes away or its
+            // deadline passes.
+            let result = tokio::select! {
+                biased;
+                () = events.closed() => Ok(None),
+                () = until(deadline) => Err(deadline_error()),
+                r = tries => r,
+            };
             // Free the session before the guest hears the end, so it may generate again at once.
             drop(busy);
             match result {
