@@ -25,14 +25,21 @@ impl ApiKey {
     /// error that names the variable, not any value.
     pub fn from_env(var: &str) -> Result<Self, String> {
         match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Ok(Self(v.trim().to_string())),
+            Ok(v) if !v.trim().is_empty() => {
+                let key = v.trim().to_string();
+                if hyper::header::HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
+                    return Err(format!("the API key in {var} holds characters a header cannot"));
+                }
+                Ok(Self(key))
+            }
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!("the API key in {var} is not UTF-8")),
             _ => Err(format!("the API key variable {var} is not set")),
         }
     }
 
     /// `text` with every occurrence of the key replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
-        if self.0.len() < 4 { text.to_string() } else { text.replace(&self.0, "***") }
+        if self.0.is_empty() { text.to_string() } else { text.replace(&self.0, "***") }
     }
 }
 
@@ -273,9 +280,17 @@ pub async fn json(
     timeouts: Timeouts,
     limit: usize,
 ) -> Result<serde_json::Value, CallError> {
-    let response = send(ep, method, path, body, key, timeouts).await?;
-    let bytes =
-        read_body(response.into_body(), limit, timeouts.idle).await.map_err(|e| e.redacted(key))?;
+    // The whole call, body included, within the response timeout plus one idle period: a
+    // server that drips bytes cannot hold it longer.
+    let total = timeouts.response.saturating_add(timeouts.idle);
+    let call = async {
+        let response = send(ep, method, path, body, key, timeouts).await?;
+        read_body(response.into_body(), limit, timeouts.idle).await
+    };
+    let bytes = tokio::time::timeout(total, call)
+        .await
+        .map_err(|_| CallError::Timeout(format!("no whole answer within {total:?}")))?
+        .map_err(|e| e.redacted(key))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| CallError::Protocol(format!("the response is not JSON: {e}")).redacted(key))
 }
@@ -284,6 +299,8 @@ pub async fn json(
 pub struct EventStream {
     body: Incoming,
     buf: BytesMut,
+    /// Bytes of `buf` already searched for a blank line.
+    scanned: usize,
     idle: Duration,
     done: bool,
 }
@@ -294,12 +311,20 @@ const MAX_EVENT: usize = 4 << 20;
 impl EventStream {
     /// Events of a response body, each part within `idle`.
     pub fn new(body: Incoming, idle: Duration) -> Self {
-        Self { body, buf: BytesMut::new(), idle, done: false }
+        Self { body, buf: BytesMut::new(), scanned: 0, idle, done: false }
     }
 
     /// The next event's data (its `data:` lines joined by `\n`); `None` at the end of the body
-    /// or after `[DONE]`.
+    /// or after `[DONE]`. The idle timeout runs from the call to the next event with data:
+    /// comments and keep-alives do not count.
     pub async fn next(&mut self) -> Result<Option<String>, CallError> {
+        let idle = self.idle;
+        tokio::time::timeout(idle, self.next_event())
+            .await
+            .map_err(|_| CallError::Timeout(format!("no event for {idle:?}")))?
+    }
+
+    async fn next_event(&mut self) -> Result<Option<String>, CallError> {
         loop {
             if let Some(event) = self.take_event() {
                 if event.trim() == "[DONE]" {
@@ -311,10 +336,7 @@ impl EventStream {
             if self.done {
                 return Ok(None);
             }
-            let frame = tokio::time::timeout(self.idle, self.body.frame()).await.map_err(|_| {
-                CallError::Timeout(format!("the stream stalled for {:?}", self.idle))
-            })?;
-            match frame {
+            match self.body.frame().await {
                 None => {
                     self.done = true;
                     // A last event without its blank line still counts.
@@ -338,11 +360,20 @@ impl EventStream {
     /// Cut the first complete event out of the buffer, if there is one with data.
     fn take_event(&mut self) -> Option<String> {
         loop {
-            let text = &self.buf[..];
-            let end = find_blank_line(text)?;
-            let (event_len, sep) = end;
-            let raw = String::from_utf8_lossy(&text[..event_len]).into_owned();
+            // Only the new bytes (and the three before them) can complete a blank line.
+            let from = self.scanned.saturating_sub(3);
+            let Some((at, sep)) = find_blank_line(&self.buf[from..]) else {
+                self.scanned = self.buf.len();
+                return None;
+            };
+            let event_len = from + at;
+            let raw = String::from_utf8_lossy(&self.buf[..event_len]).into_owned();
             self.buf.advance(event_len + sep);
+            self.scanned = 0;
+            if raw.lines().any(|l| l.trim_end() == "event: error") {
+                let data: Vec<&str> = raw.lines().filter_map(|l| l.strip_prefix("data:")).collect();
+                return Some(format!("{{\"error\": {{\"message\": {}}}}}", serde_json::json!(data.join("\n").trim())));
+            }
             let data: Vec<&str> = raw
                 .lines()
                 .filter_map(|l| l.strip_prefix("data:"))
