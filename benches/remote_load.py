@@ -199,6 +199,7 @@ def main():
             "[models.smollm2]\n"
             f'remote = ["{a.url()}/v1", "{b.url()}/v1"]\n'
             f"max-concurrent = {args.max_concurrent}\nhealth-interval-ms = 500\nretries = 3\n"
+            "breaker-cooldown-ms = 500\n"
         )
     port = free_port()
     host_log = open(os.path.join(logs, "host.log"), "w")

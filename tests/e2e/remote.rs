@@ -155,7 +155,7 @@ fn config(urls: &[String], extra: &str) -> TempFile {
     std::fs::write(
         file.path(),
         format!(
-            "[models.smollm2]\nremote = [{}]\nmax-concurrent = 1\nretries = 3\nhealth-interval-ms = 300\nqueue-timeout-secs = 120\n{extra}",
+            "[models.smollm2]\nremote = [{}]\nmax-concurrent = 1\nretries = 3\nhealth-interval-ms = 300\nbreaker-cooldown-ms = 500\nqueue-timeout-secs = 120\n{extra}",
             urls.join(", ")
         ),
     )

@@ -32,7 +32,9 @@ impl ApiKey {
                 }
                 Ok(Self(key))
             }
-            Err(std::env::VarError::NotUnicode(_)) => Err(format!("the API key in {var} is not UTF-8")),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(format!("the API key in {var} is not UTF-8"))
+            }
             _ => Err(format!("the API key variable {var} is not set")),
         }
     }
@@ -372,7 +374,10 @@ impl EventStream {
             self.scanned = 0;
             if raw.lines().any(|l| l.trim_end() == "event: error") {
                 let data: Vec<&str> = raw.lines().filter_map(|l| l.strip_prefix("data:")).collect();
-                return Some(format!("{{\"error\": {{\"message\": {}}}}}", serde_json::json!(data.join("\n").trim())));
+                return Some(format!(
+                    "{{\"error\": {{\"message\": {}}}}}",
+                    serde_json::json!(data.join("\n").trim())
+                ));
             }
             let data: Vec<&str> = raw
                 .lines()

@@ -17,6 +17,9 @@ use std::time::Duration;
 /// The training context taken for a model whose server does not give one.
 const UNKNOWN_CONTEXT: u32 = 32_768;
 
+/// Largest model list or `/props` answer.
+const MAX_LIST: usize = 4 << 20;
+
 /// Largest non-streamed answer (embeddings of many texts are the big ones).
 const MAX_ANSWER: usize = 64 << 20;
 
@@ -63,10 +66,12 @@ impl Shared {
 
     /// Run `attempt` on endpoints until one succeeds: the least busy first, another after an
     /// endpoint's failure, up to `retries` more times, waiting `retry-backoff` (doubled each
-    /// time, with jitter) in between.
+    /// time, with jitter) in between. `request_shaped`: the route's answer depends on the
+    /// request alone (not a generation).
     pub async fn with_failover<T, F, Fut>(
         self: &Arc<Self>,
         what: &str,
+        request_shaped: bool,
         mut attempt: F,
     ) -> LlmResult<T>
     where
@@ -101,6 +106,12 @@ impl Shared {
                 }
                 Err(Failure::Call(e)) => {
                     let e = e.redacted(self.key.as_ref());
+                    // On a route whose answer depends on the request alone (tokenize, embed…),
+                    // a 500 is the request's doing (llama-server answers a bad token id so):
+                    // it is not retried and does not count against the endpoint.
+                    if request_shaped && matches!(e, CallError::Status { code: 500, .. }) {
+                        return Err(self.call_error(what, &label, e, tries));
+                    }
                     if e.endpoint_fault() {
                         self.pool.failed(index, &e.to_string(), matches!(e, CallError::Connect(_)));
                     }
@@ -145,7 +156,7 @@ impl Shared {
     ) -> LlmResult<Value> {
         let shared = Arc::clone(self);
         let result = self
-            .with_failover(what, |permit| {
+            .with_failover(what, true, |permit| {
                 let shared = Arc::clone(&shared);
                 let path = route(permit.url());
                 let body = body.clone();
@@ -175,14 +186,14 @@ impl Shared {
     }
 }
 
-/// `base × 2^(n-1)`, times a random factor in [0.5, 1.5), at most 5 s.
+/// `base × 2^(n-1)`, at most 5 s, times a random factor in [0.5, 1.5).
 fn backoff(base: Duration, n: u32) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(n);
     let jitter = 0.5 + (h.finish() % 1000) as f64 / 1000.0;
-    let d = base.saturating_mul(1 << (n - 1).min(16)).mul_f64(jitter);
-    d.min(Duration::from_secs(5))
+    let d = base.saturating_mul(1 << n.saturating_sub(1).min(16)).min(Duration::from_secs(5));
+    d.mul_f64(jitter)
 }
 
 /// A model served by OpenAI-compatible endpoints.
@@ -191,6 +202,9 @@ pub struct RemoteModel {
     info: ModelInfo,
     /// A llama-server slot's context, where the server says.
     server_context: Option<u32>,
+    /// Whether the server is llama.cpp's (it answered `/props`), which has the tokenizer and
+    /// template routes.
+    llama_routes: bool,
 }
 
 impl RemoteModel {
@@ -221,7 +235,7 @@ impl RemoteModel {
                         None,
                         k.as_ref(),
                         probe,
-                        MAX_ANSWER,
+                        MAX_LIST,
                     )
                     .await;
                     let props = match &list {
@@ -232,7 +246,7 @@ impl RemoteModel {
                             None,
                             k.as_ref(),
                             probe,
-                            MAX_ANSWER,
+                            MAX_LIST,
                         )
                         .await
                         .ok(),
@@ -306,18 +320,10 @@ impl RemoteModel {
         shared.pool.watch(interval, move |u: EndpointUrl| {
             let k = k.clone();
             async move {
-                client::json(
-                    &u,
-                    Method::GET,
-                    &u.path("/models"),
-                    None,
-                    k.as_ref(),
-                    check,
-                    MAX_ANSWER,
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| e.redacted(k.as_ref()).to_string())
+                client::json(&u, Method::GET, &u.path("/models"), None, k.as_ref(), check, MAX_LIST)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.redacted(k.as_ref()).to_string())
             }
         });
         tracing::info!(
@@ -326,7 +332,8 @@ impl RemoteModel {
             shared.spec.endpoints.len(),
             server_context
         );
-        Ok(Self { shared, info, server_context })
+        let llama_routes = props.is_some();
+        Ok(Self { shared, info, server_context, llama_routes })
     }
 
     /// The state of each endpoint.
@@ -341,6 +348,12 @@ impl RemoteModel {
         root: bool,
         body: Value,
     ) -> LlmResult<Value> {
+        if root && !self.llama_routes {
+            return Err(LlmError::Unsupported(format!(
+                "remote model '{}': {what}: this server does not offer it (llama.cpp's llama-server does)",
+                self.shared.model_id
+            )));
+        }
         let shared = Arc::clone(&self.shared);
         block_on(async move {
             shared
@@ -383,6 +396,12 @@ impl Model for RemoteModel {
 
     fn detokenize(&self, tokens: &[TokenId], render_special: bool) -> LlmResult<String> {
         let _ = render_special;
+        let vocab = self.info.vocab_size;
+        if let Some(t) = tokens.iter().find(|t| vocab > 0 && **t >= vocab) {
+            return Err(LlmError::invalid(format!(
+                "token {t} is not in the vocabulary of {vocab}"
+            )));
+        }
         let v = self.call("detokenize", "/detokenize", true, json!({ "tokens": tokens }))?;
         v.get("content")
             .and_then(Value::as_str)
@@ -445,7 +464,8 @@ impl Model for RemoteModel {
                 () = cancelled => Err(LlmError::runtime("the embedding was cancelled")),
             }
         })??;
-        let mut vectors = wire::embeddings(&answer, count).map_err(|m| {
+        let dims = self.info.embedding_size as usize;
+        let mut vectors = wire::embeddings(&answer, count, dims).map_err(|m| {
             LlmError::runtime(format!("remote model '{}': embeddings: {m}", self.shared.model_id))
         })?;
         for v in &mut vectors {

@@ -6,8 +6,10 @@
 //! permit to come back. An endpoint is unusable while it is marked down (a failed request or
 //! health check) or while its circuit breaker is open: after `breaker-failures` consecutive
 //! failures no request goes there for the cool-down (doubled each time it opens again, up to a
-//! minute); then one request may try it (half-open). A passing health check brings an endpoint
-//! back at once. The health checks run on the engine's runtime for as long as the pool lives.
+//! minute); then one request may try it (half-open), and its success closes the breaker. A
+//! passing health check brings a down endpoint back at once, but not one whose breaker is open:
+//! a server can list its models and still fail every completion. The health checks run on the
+//! engine's runtime for as long as the pool lives.
 
 use super::spec::{EndpointUrl, RemoteSpec};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -182,7 +184,7 @@ impl Pool {
         let mut any_usable = false;
         let mut best: Option<(bool, u32, usize)> = None;
         for k in 0..n {
-            let i = (start + k) % n;
+            let i = start.wrapping_add(k) % n;
             let e = &s[i];
             let half_open = e.open_until.is_some_and(|t| now >= t);
             let usable = e.up && e.open_until.is_none_or(|_| half_open);
@@ -265,15 +267,13 @@ impl Pool {
         }
     }
 
-    /// A health check of endpoint `i` passed: it is up and its breaker closed (requests that
-    /// fail there again count on from where they were).
+    /// A health check of endpoint `i` passed: it is up. An open breaker stays open (the check
+    /// shows the server answers, not that its completions work); its cool-down ends it.
     fn check_passed(&self, i: usize) {
         let mut s = self.lock();
         let e = &mut s[i];
-        let was_out = !e.up || e.open_until.is_some();
+        let was_out = !e.up;
         e.up = true;
-        e.open_until = None;
-        e.last_error = None;
         drop(s);
         if was_out {
             tracing::info!("remote endpoint {} is up again", self.urls[i].label());
@@ -331,11 +331,21 @@ impl Pool {
                 let Some(p) = pool.upgrade() else { return };
                 let urls = p.urls.clone();
                 drop(p);
-                let results =
-                    futures_join_all(urls.into_iter().map(|u| (Arc::clone(&check))(u))).await;
+                // Each check within the interval (at least 5 s), so one slow endpoint does not
+                // hold up the others' next checks.
+                let limit = interval.max(Duration::from_secs(5));
+                let results = futures_join_all(urls.into_iter().map(|u| {
+                    let check = Arc::clone(&check);
+                    async move {
+                        tokio::time::timeout(limit, check(u))
+                            .await
+                            .unwrap_or_else(|_| Err(format!("no answer within {limit:?}")))
+                    }
+                }))
+                .await;
                 let Some(p) = pool.upgrade() else { return };
                 for (i, r) in results.into_iter().enumerate() {
-                    match r {
+                    match r.and_then(|r| r) {
                         Ok(()) => p.check_passed(i),
                         Err(why) => p.check_failed(i, &why),
                     }
@@ -352,17 +362,18 @@ fn random_start() -> usize {
     h.finish() as usize
 }
 
-/// Await every future, in order (the few endpoints of one model, checked at once).
+/// Await every future, in order (the few endpoints of one model, checked at once); a future
+/// that panicked gives an error.
 async fn futures_join_all<F: std::future::Future + Send + 'static>(
     futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+) -> Vec<Result<F::Output, String>>
 where
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
     let mut out = Vec::with_capacity(handles.len());
     for h in handles {
-        out.push(h.await.expect("a health check does not panic"));
+        out.push(h.await.map_err(|e| format!("the check failed: {e}")));
     }
     out
 }

@@ -11,7 +11,12 @@
 //! What differs from a local session: the server keeps (or not) its own prompt cache; no token
 //! ids come back, so a generation's `tokens` is empty and its counts are the server's; a
 //! generation that the server ended on a stop sequence reports `stop` (servers do not say which
-//! it was), one cut here reports `stop-sequence`.
+//! it was), one cut here reports `stop-sequence`; only the reply's `content` (or completion
+//! `text`) is the text — a server's separate reasoning or tool-call fields are not passed on; a
+//! server that streams past `max-tokens` is cut off there.
+//!
+//! Non-streamed generations (`generate`) show nothing until they end, so they may move to
+//! another endpoint whenever theirs fails, and start over there.
 
 use super::client::{self, CallError, EventStream};
 use super::model::{Failure, Shared};
@@ -24,7 +29,8 @@ use crate::error::{LlmError, LlmResult};
 use hyper::Method;
 use serde_json::Value;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -32,24 +38,42 @@ use tokio::sync::mpsc::UnboundedSender;
 pub struct RemoteSession {
     shared: Arc<Shared>,
     context: u32,
-    /// Set while a generation runs.
-    busy: Arc<AtomicBool>,
+    /// The generation in progress: its task's number (0: none) and the sender of its stream.
+    current: Arc<Mutex<(u64, Option<UnboundedSender<StreamEvent>>)>>,
+    /// Ends the session's generation when the session is dropped.
+    stop: Arc<tokio::sync::Notify>,
     _ticket: Arc<()>,
 }
 
 impl RemoteSession {
     pub(super) fn new(shared: Arc<Shared>, context: u32) -> Self {
         let ticket = Arc::clone(&shared.sessions);
-        Self { shared, context, busy: Arc::new(AtomicBool::new(false)), _ticket: ticket }
+        Self {
+            shared,
+            context,
+            current: Arc::new(Mutex::new((0, None))),
+            stop: Arc::new(tokio::sync::Notify::new()),
+            _ticket: ticket,
+        }
     }
 }
 
-/// Clears the session's busy flag when the generation's task ends.
-struct Busy(Arc<AtomicBool>);
+impl Drop for RemoteSession {
+    fn drop(&mut self) {
+        // As a local session's end cancels its generation.
+        self.stop.notify_one();
+    }
+}
+
+/// Marks the session free when its generation's task ends — unless a newer one took it.
+struct Busy(Arc<Mutex<(u64, Option<UnboundedSender<StreamEvent>>)>>, u64);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if c.0 == self.1 {
+            *c = (0, None);
+        }
     }
 }
 
@@ -67,20 +91,28 @@ impl Session for RemoteSession {
         if empty {
             return Err(LlmError::invalid("the prompt is empty"));
         }
-        if self.busy.swap(true, Ordering::AcqRel) {
-            return Err(LlmError::invalid(
-                "this session is already generating; finish or drop the previous completion first",
-            ));
-        }
-        let busy = Busy(Arc::clone(&self.busy));
-        let (route, body) = wire::generation_request(Some(&self.shared.model_id), &prompt, &params);
         let (tx, stream) = GenerationStream::channel();
+        let busy = {
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            let mut c = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            // A generation whose stream was dropped is abandoned; only a live one makes it busy.
+            if c.0 != 0 && c.1.as_ref().is_some_and(|t| !t.is_closed()) {
+                return Err(LlmError::invalid(
+                    "this session is already generating; finish or drop the previous completion first",
+                ));
+            }
+            let id = NEXT.fetch_add(1, Ordering::Relaxed);
+            *c = (id, Some(tx.clone()));
+            Busy(Arc::clone(&self.current), id)
+        };
+        let stop = Arc::clone(&self.stop);
+        let (route, body) = wire::generation_request(Some(&self.shared.model_id), &prompt, &params);
         let shared = Arc::clone(&self.shared);
         super::runtime().spawn(async move {
             let events = tx.clone();
             let started = Instant::now();
             let deadline = params.deadline;
-            let tries = shared.with_failover("generation", |permit| {
+            let tries = shared.with_failover("generation", false, |permit| {
                 let (shared, body, params, tx) =
                     (Arc::clone(&shared), body.clone(), params.clone(), tx.clone());
                 async move {
@@ -93,6 +125,7 @@ impl Session for RemoteSession {
             let result = tokio::select! {
                 biased;
                 () = events.closed() => Ok(None),
+                () = stop.notified() => Ok(None),
                 () = until(deadline) => Err(deadline_error()),
                 r = tries => r,
             };
@@ -150,6 +183,7 @@ async fn attempt(
     let mut finish: Option<String> = None;
     let mut usage: Option<wire::WireUsage> = None;
     let mut cut_here = false;
+    let mut cut_length = false;
     // After text was shown, a failure is final: the reply is not restarted elsewhere.
     let failure = |e: CallError, shown: u32| {
         if shown == 0 {
@@ -179,6 +213,14 @@ async fn attempt(
         let chunk = wire::parse_chunk(&data).map_err(|m| failure(CallError::Protocol(m), shown))?;
         if let Some(text) = &chunk.text {
             chunks += 1;
+            // A server that streams past `max_tokens` (hostile or broken) is cut off there: the
+            // host's memory is not its to fill.
+            let over = chunks as usize > params.max_tokens as usize + 16
+                || out.text().len() > (params.max_tokens as usize).saturating_mul(64) + 4096;
+            if over {
+                cut_length = true;
+                break;
+            }
             first_text.get_or_insert_with(Instant::now);
             let hit = out.push(text.as_bytes()).is_some();
             if params.pieces {
@@ -203,7 +245,7 @@ async fn attempt(
             usage = chunk.usage;
         }
     }
-    if finish.is_none() && !cut_here {
+    if finish.is_none() && !cut_here && !cut_length {
         return Err(failure(
             CallError::Protocol("the stream ended before the generation did".into()),
             shown,
@@ -215,6 +257,7 @@ async fn attempt(
     }
     let reason = match finish.as_deref() {
         _ if cut_here => FinishReason::StopSequence,
+        _ if cut_length => FinishReason::Length,
         Some("length") => FinishReason::Length,
         _ => FinishReason::Stop,
     };

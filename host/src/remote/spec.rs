@@ -143,7 +143,7 @@ pub struct RemoteSpec {
     /// Consecutive failures that open an endpoint's circuit breaker.
     pub breaker_failures: u32,
     /// How long an open breaker keeps requests away before one is tried again (doubled each
-    /// time it opens again, up to a minute); a passing health check closes it sooner.
+    /// time it opens again, up to a minute).
     pub breaker_cooldown: Duration,
 }
 
@@ -204,6 +204,22 @@ impl RemoteSpec {
         }
         if self.retries > 10 {
             return bad(format!("retries {} is more than 10", self.retries));
+        }
+        let day = Duration::from_secs(86_400);
+        let long = [
+            ("connect-timeout", self.connect_timeout),
+            ("timeout", self.response_timeout),
+            ("idle-timeout", self.idle_timeout),
+            ("queue-timeout", self.queue_timeout),
+            ("health-interval", self.health_interval),
+            ("retry-backoff", self.retry_backoff),
+            ("breaker-cooldown", self.breaker_cooldown),
+        ];
+        if let Some((name, _)) = long.iter().find(|(_, d)| *d > day) {
+            return bad(format!("{name} must be at most a day"));
+        }
+        if self.breaker_cooldown.is_zero() {
+            return bad("breaker-cooldown must be more than 0".into());
         }
         let zero = [
             ("connect-timeout", self.connect_timeout),

@@ -32,13 +32,15 @@ pub fn generation_request(
     o.insert("max_tokens".into(), json!(p.max_tokens));
     o.insert("temperature".into(), json!(p.temperature));
     o.insert("top_p".into(), json!(p.top_p));
-    // Servers take seeds as 32-bit (llama.cpp) or signed 64-bit (OpenAI) integers.
-    o.insert("seed".into(), json!(p.seed & u64::from(u32::MAX)));
-    // Not in OpenAI's API, but read by llama.cpp's server and vLLM (and ignored by the rest):
-    // without them a server applies defaults of its own.
+    // The same 32-bit seed the local engine uses (llama.cpp's servers take 32 bits, OpenAI's
+    // API signed 64).
+    o.insert("seed".into(), json!(crate::engine::llama::fold_seed(p.seed)));
+    // Not in OpenAI's API (its own service refuses them), but read by llama.cpp's server and
+    // vLLM and ignored by most others: without them a server applies defaults of its own.
     o.insert("top_k".into(), json!(p.top_k));
     o.insert("min_p".into(), json!(p.min_p));
     o.insert("repeat_penalty".into(), json!(p.repeat_penalty));
+    o.insert("repetition_penalty".into(), json!(p.repeat_penalty));
     o.insert("repeat_last_n".into(), json!(p.repeat_window));
     let stops: Vec<&String> =
         p.stop.iter().filter(|s| !s.is_empty()).take(UPSTREAM_STOPS).collect();
@@ -149,14 +151,14 @@ pub fn server_context(props: &Value) -> Option<u32> {
     u32::try_from(n).ok()
 }
 
-/// The vectors of an `/embeddings` answer, in input order; each must have `dims` values when
-/// `dims` is known.
-pub fn embeddings(v: &Value, count: usize) -> Result<Vec<Vec<f32>>, String> {
+/// The vectors of an `/embeddings` answer, in input order: one per text, each index once, all
+/// of one length (`dims` when known, 0 for unknown).
+pub fn embeddings(v: &Value, count: usize, dims: usize) -> Result<Vec<Vec<f32>>, String> {
     let data = v.get("data").and_then(Value::as_array).ok_or("no 'data' list in the answer")?;
     if data.len() != count {
         return Err(format!("{} vectors for {count} texts", data.len()));
     }
-    let mut out = vec![Vec::new(); count];
+    let mut out: Vec<Option<Vec<f32>>> = vec![None; count];
     for (k, item) in data.iter().enumerate() {
         let index = item.get("index").and_then(Value::as_u64).map_or(k, |i| i as usize);
         let vector = item
@@ -167,10 +169,15 @@ pub fn embeddings(v: &Value, count: usize) -> Result<Vec<Vec<f32>>, String> {
             .map(|x| x.as_f64().map(|x| x as f32).ok_or("a value is not a number"))
             .collect::<Result<Vec<f32>, _>>()?;
         let slot = out.get_mut(index).ok_or("an index is out of range")?;
-        if !slot.is_empty() {
+        if slot.is_some() {
             return Err("an index appears twice".into());
         }
-        *slot = vector;
+        *slot = Some(vector);
+    }
+    let out: Vec<Vec<f32>> = out.into_iter().map(|v| v.expect("each index once")).collect();
+    let len = if dims > 0 { dims } else { out[0].len() };
+    if len == 0 || out.iter().any(|v| v.len() != len) {
+        return Err(format!("the vectors do not all have the model's {len} dimensions"));
     }
     Ok(out)
 }

@@ -443,7 +443,9 @@ impl<'m> Batcher<'m> {
             return;
         }
         let ctx = self.ctx.as_mut().expect("made with the first session");
-        let decoded = if ok { ctx.decode(&mut self.batch).map_err(|e| e.to_string()) } else {
+        let decoded = if ok {
+            ctx.decode(&mut self.batch).map_err(|e| e.to_string())
+        } else {
             Err("the batch is full".to_string())
         };
         if let Err(e) = decoded {

@@ -23,6 +23,7 @@ mod scheduler;
 
 pub use backend::{backend, configure, cpu_kernels};
 pub use probe::probe_model_file;
+pub use sampling::fold_seed;
 
 use self::probe::LoadProbe;
 use self::scheduler::{Command, SeqId};

@@ -29,7 +29,7 @@ pub(super) fn build_sampler(params: &SamplingParams, n_vocab: i32) -> LlamaSampl
 }
 
 /// llama.cpp seeds are 32-bit and `u32::MAX` means "random": fold a 64-bit seed into the rest.
-pub(super) fn fold_seed(seed: u64) -> u32 {
+pub fn fold_seed(seed: u64) -> u32 {
     let folded = (seed ^ (seed >> 32)) as u32;
     if folded == u32::MAX { u32::MAX - 1 } else { folded }
 }
