@@ -388,6 +388,11 @@ mod tests {
             toml::from_str("remote = \"http://a/v1\"\napi-key-env = \"sk-123 456\"").unwrap();
         let e = bad.into_spec().unwrap_err();
         assert!(e.message().contains("api-key-env") && !e.message().contains("sk-123"), "{e}");
+        for bad in ["breaker-cooldown-ms = 0", "queue-timeout-secs = 99999999999"] {
+            let e: RemoteEntry =
+                toml::from_str(&format!("remote = \"http://a/v1\"\n{bad}")).unwrap();
+            assert_eq!(e.into_spec().unwrap_err().kind(), "invalid-input", "{bad}");
+        }
         let unknown = toml::from_str::<RemoteEntry>("remote = \"http://a/v1\"\napi-key = \"x\"");
         assert!(unknown.unwrap_err().to_string().contains("unknown field"));
     }

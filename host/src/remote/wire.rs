@@ -251,10 +251,14 @@ mod tests {
     #[test]
     fn embedding_answers_in_input_order() {
         let v = json!({"data": [{"index": 1, "embedding": [0.0, 1.0]}, {"index": 0, "embedding": [1.0, 0.0]}]});
-        assert_eq!(embeddings(&v, 2).unwrap(), vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
-        assert!(embeddings(&v, 3).is_err());
+        assert_eq!(embeddings(&v, 2, 2).unwrap(), vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+        assert!(embeddings(&v, 3, 2).is_err());
+        assert!(embeddings(&v, 2, 3).is_err(), "the model's size");
         let dup =
             json!({"data": [{"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [1.0]}]});
-        assert!(embeddings(&dup, 2).is_err());
+        assert!(embeddings(&dup, 2, 0).is_err());
+        let ragged =
+            json!({"data": [{"index": 0, "embedding": []}, {"index": 1, "embedding": [1.0]}]});
+        assert!(embeddings(&ragged, 2, 0).is_err());
     }
 }
