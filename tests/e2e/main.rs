@@ -8,6 +8,7 @@ mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests_tested.rs"));
 }
 
+mod batching;
 mod bitnet;
 mod browser;
 mod cli;

@@ -62,6 +62,14 @@ pub struct GrantArgs {
     /// Largest wasm stack of the app, in KiB
     #[arg(long, value_name = "KIB", default_value_t = 512)]
     pub max_stack: usize,
+    /// KV cache of each local model, in tokens, split evenly between its --parallel sequences;
+    /// a session's context must fit in one share [default: 4096 per sequence, at most a
+    /// quarter of the available memory]
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(256..=1 << 24))]
+    pub kv_cache: Option<u32>,
+    /// Generations of one local model decoded together in one batch; more wait [default: 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub parallel: Option<u32>,
 }
 
 impl GrantArgs {
@@ -154,6 +162,14 @@ impl GrantArgs {
 
     /// A host over llama.cpp whose hub models resolve with this pull policy.
     pub fn host(&self, engine: LlamaEngine, hub: Hub) -> anyhow::Result<Host> {
+        let engine = match self.kv_cache {
+            Some(cells) => engine.with_kv_cache(cells),
+            None => engine,
+        };
+        let engine = match self.parallel {
+            Some(n) => engine.with_parallel(n),
+            None => engine,
+        };
         let options = HostOptions {
             fuel: self.fuel.is_some(),
             max_wasm_stack: self.max_stack.saturating_mul(1 << 10),
@@ -238,6 +254,12 @@ impl GrantArgs {
             push("--fuel", n.to_string());
         }
         push("--max-stack", self.max_stack.to_string());
+        if let Some(n) = self.kv_cache {
+            push("--kv-cache", n.to_string());
+        }
+        if let Some(n) = self.parallel {
+            push("--parallel", n.to_string());
+        }
         a
     }
 }

@@ -5,12 +5,15 @@
 //! - [`cpu_variants`]: ggml's CPU kernels, picked for this CPU when the backend starts;
 //! - [`probe`]: new model files loaded first in a child process;
 //! - `scheduler`: per model, the thread that owns every llama.cpp context of that model;
+//! - [`batch`]: the model's one shared context, every session a sequence of it, decoded in
+//!   one batch per step;
 //! - `sampling` and `embed`: the sampler chain and chunked embeddings, run by the scheduler.
 //!
 //! Tokenization and chat templates need no context and run on the caller's thread against the
 //! shared (`Arc`) weights; everything that decodes goes through the model's scheduler.
 
 pub mod backend;
+pub mod batch;
 pub mod cpu_variants;
 mod embed;
 pub mod log;
@@ -43,6 +46,7 @@ use std::sync::mpsc::{self, Sender, SyncSender};
 #[derive(Debug, Default, Clone)]
 pub struct LlamaEngine {
     probe: Option<Arc<LoadProbe>>,
+    batch: batch::BatchConfig,
 }
 
 impl LlamaEngine {
@@ -55,7 +59,22 @@ impl LlamaEngine {
     /// which must run [`probe_model_file`] and exit 0), so that a file that crashes llama.cpp
     /// takes down only the child. Verdicts are kept per file (path, size, modification time).
     pub fn with_probe(program: PathBuf, args: Vec<String>) -> Self {
-        Self { probe: Some(Arc::new(LoadProbe::new(program, args))) }
+        Self { probe: Some(Arc::new(LoadProbe::new(program, args))), ..Self::default() }
+    }
+
+    /// This engine with each model's KV cache sized to `cells` tokens, split evenly between its
+    /// sequences (by default 4096 per sequence, at most a quarter of the available memory, see
+    /// [`batch::default_cells`]). A session's context must fit in one sequence's share.
+    pub fn with_kv_cache(mut self, cells: u32) -> Self {
+        self.batch.cells = Some(cells);
+        self
+    }
+
+    /// This engine with `n` sequences per model: that many generations are decoded together,
+    /// more wait (default 4).
+    pub fn with_parallel(mut self, n: u32) -> Self {
+        self.batch.sequences = n.max(1);
+        self
     }
 
     /// Run only the child-process probe on a file (no Rust checks first); `Ok` without a probe.
@@ -99,9 +118,10 @@ impl Engine for LlamaEngine {
         let model = Arc::new(model);
         let (tx, rx) = mpsc::channel();
         let worker_model = Arc::clone(&model);
+        let config = self.batch;
         std::thread::Builder::new()
             .name("llama-scheduler".into())
-            .spawn(move || scheduler::run(worker_model, backend, rx))
+            .spawn(move || scheduler::run(worker_model, backend, config, rx))
             .map_err(|e| LlmError::runtime(format!("cannot start scheduler thread: {e}")))?;
         Ok(Arc::new(LlamaModelHandle {
             weights: Arc::new(Weights { model, info, sessions: AtomicUsize::new(0) }),

@@ -1,0 +1,151 @@
+"""Many guests, one model: aggregate decode throughput and time to first token with 1, 2, 4 and 8
+concurrent streams, `tabagent-host serve` (each request a guest of its own, all batched into the
+model's one context) against llama.cpp's `llama-server -np N --kv-unified`, same model, prompts,
+threads and requests, in one run. Also the host's resident memory after the 1-stream and the
+8-stream rounds. Writes its section of a Markdown file when asked, with which targets are met.
+
+Usage: batch_load.py --host-bin B --guest W --llama-server L --model M --threads T
+                     [--per-stream 4] [--max-tokens 64] [--write docs/BENCHMARKS.md --machine TEXT]
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import threading
+import time
+
+import httpx
+from md_section import write_section
+from serve_load import one, rss_mib
+
+SECTION = "## Many guests on one model: continuous batching"
+COUNTS = [1, 2, 4, 8]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_health(url, seconds=60):
+    until = time.time() + seconds
+    while time.time() < until:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not get ready")
+
+
+def streams(url, n, per_stream, max_tokens):
+    """`n` streams at once, each `per_stream` requests one after the other."""
+    client = httpx.Client(timeout=300, headers={"Connection": "close"})
+    results, lock = [], threading.Lock()
+
+    def stream(w):
+        for k in range(per_stream):
+            r = one(client, url, w * per_stream + k, max_tokens)
+            with lock:
+                results.append(r)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=stream, args=(w,)) for w in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if len(results) != n * per_stream:
+        raise SystemExit(f"{url}: {n * per_stream - len(results)} requests failed")
+    return {
+        "tok_s": sum(r[2] for r in results) / wall,
+        "ttft_p50_ms": statistics.median(r[1] for r in results) * 1000,
+        "tokens": sum(r[2] for r in results),
+        "wall_s": wall,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for a in ["--host-bin", "--guest", "--llama-server", "--model"]:
+        ap.add_argument(a, required=True)
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--per-stream", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--write")
+    ap.add_argument("--machine", default="")
+    args = ap.parse_args()
+    port = free_port()
+    host = subprocess.Popen(
+        [args.host_bin, "serve", args.guest, "--listen", f"127.0.0.1:{port}",
+         "--model", f"smollm2={args.model}", "--max-running", "16"],
+        stdout=subprocess.DEVNULL, stderr=open(os.devnull, "w"))
+    ours_url = f"http://127.0.0.1:{port}"
+    rows, rss = [], {}
+    try:
+        wait_health(ours_url)
+        streams(ours_url, 1, 1, 8)  # warm-up
+        for n in COUNTS:
+            ours = streams(ours_url, n, args.per_stream, args.max_tokens)
+            rss[n] = rss_mib(host.pid)
+            lport = free_port()
+            llama = subprocess.Popen(
+                [args.llama_server, "-m", args.model, "--host", "127.0.0.1", "--port", str(lport),
+                 "-t", str(args.threads), "-np", str(n), "-kvu", "-c", str(4096 * n),
+                 "--no-webui", "--no-jinja"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                lurl = f"http://127.0.0.1:{lport}"
+                wait_health(lurl)
+                streams(lurl, 1, 1, 8)
+                theirs = streams(lurl, n, args.per_stream, args.max_tokens)
+            finally:
+                llama.kill()
+                llama.wait()
+            print(n, json.dumps({"tabagent": ours, "llama-server": theirs, "rss_mib": rss[n]}))
+            rows.append((n, ours, theirs))
+    finally:
+        host.kill()
+    by_n = {n: (o, t) for n, o, t in rows}
+    agg4 = by_n[4][0]["tok_s"] / by_n[4][1]["tok_s"]
+    scale4 = by_n[4][0]["tok_s"] / by_n[1][0]["tok_s"]
+    mem8 = rss[8] / rss[1]
+    out = [SECTION, ""]
+    out.append(
+        f"Written by `scripts/bench.sh` (`benches/batch_load.py`). Machine: {args.machine}. Model: SmolLM2-135M-Instruct Q4_1, "
+        f"{args.threads} threads on both sides. N concurrent streams, each {args.per_stream} streamed chat completions one "
+        f"after the other (greedy, `max_tokens` {args.max_tokens}, 25 different prompts): `tabagent-host serve` with the "
+        f"openai-server guest (every request a guest instance of its own, all batched into the model's one context) "
+        f"against `llama-server -np N --kv-unified -c 4096·N` serving the same requests, in the same run. Aggregate "
+        f"decode: generated tokens of all streams over the wall time of the round; time to first token is the median "
+        f"over all requests of the round."
+    )
+    out.append("")
+    out.append("| streams | tabagent tok/s | llama-server tok/s | ratio | tabagent TTFT p50 ms | llama-server TTFT p50 ms | host RSS MiB |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|")
+    for n, o, t in rows:
+        out.append(
+            f"| {n} | {o['tok_s']:.1f} | {t['tok_s']:.1f} | {o['tok_s'] / t['tok_s']:.2f}× | "
+            f"{o['ttft_p50_ms']:.0f} | {t['ttft_p50_ms']:.0f} | {rss[n]:.0f} |"
+        )
+    out.append("")
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    out.append("Targets:")
+    out.append(f"- aggregate decode with 4 streams ≥ 1.0× llama-server's: {agg4:.2f}× — {met(agg4 >= 1.0)};")
+    out.append(f"- aggregate decode with 4 streams > our 1-stream figure: {scale4:.2f}× — {met(scale4 > 1.0)};")
+    out.append(f"- resident memory with 8 guests ≤ 1.3× one guest: {mem8:.2f}× ({rss[8]:.0f} / {rss[1]:.0f} MiB) — {met(mem8 <= 1.3)}.")
+    out.append("")
+    md = "\n".join(out)
+    print(md)
+    if args.write:
+        write_section(args.write, SECTION, md)
+
+
+if __name__ == "__main__":
+    main()

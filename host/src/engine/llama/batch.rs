@@ -1,0 +1,524 @@
+//! Continuous batching for one model: one llama.cpp context with a sequence (its own KV
+//! stream) per running session, and one `llama_decode` per step for all of them.
+//!
+//! A session is a sequence slot while it holds cached tokens. Each step gathers the next token of
+//! every generating sequence, plus chunks of waiting prompts (a bounded number while others
+//! stream, so a long prompt does not freeze them), decodes the batch once, and samples each
+//! sequence with its own sampler chain. Each slot has `cells / sequences` cells of its own, and a
+//! session's context (so its prompt plus `max_tokens`) must fit in one: a running sequence can
+//! never run out of cache or touch another's. When every slot is generating, new work waits, in
+//! order; past [`MAX_WAITING`] it is refused. An idle session's cache is kept for its next
+//! prompt until its slot is needed (least recently used first).
+//!
+//! The cache is split per sequence rather than unified: in the bundled llama.cpp a unified cache
+//! whose freed cells are refilled by another sequence's prompt makes the running sequences'
+//! attention come out wrong (their greedy text parts from the solo run where the top two logits
+//! were 0.1–0.2 apart); with a stream per sequence every stream's text equals its solo run.
+
+use super::sampling::build_sampler;
+use super::scheduler::SeqId;
+use crate::engine::{
+    FinishReason, GenerationSummary, OutputAssembler, SamplingParams, SessionOptions, StreamEvent,
+    Usage,
+};
+use crate::error::{LlmError, LlmResult};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::time::Instant;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Generations that may wait for room in the cache; more are refused.
+pub const MAX_WAITING: usize = 64;
+
+/// Prompt tokens decoded in one step while other sequences are generating.
+const PREFILL_WHILE_STREAMING: usize = 256;
+
+/// How the shared context of a model is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// KV cells (tokens) of the whole context, split evenly between the sequences; `None`:
+    /// [`default_cells`].
+    pub cells: Option<u32>,
+    /// Sequences (sessions generating at once, or holding a cache) at most.
+    pub sequences: u32,
+    /// Threads every decode uses.
+    pub threads: u32,
+    /// Most tokens in one decode.
+    pub batch: u32,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self { cells: None, sequences: 4, threads: crate::hardware::default_threads(), batch: 512 }
+    }
+}
+
+/// Bytes of KV cache per token (keys and values in F16 for every layer).
+pub fn kv_bytes_per_token(model: &LlamaModel) -> u64 {
+    let heads = u64::from(model.n_head().max(1));
+    let per_head = u64::try_from(model.n_embd()).unwrap_or(0) / heads;
+    2 * 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * per_head
+}
+
+/// The default size of the context: 4096 cells (the default session context) per sequence, at
+/// most a quarter of the memory available now, at least 1024 per sequence.
+pub fn default_cells(model: &LlamaModel, sequences: u32) -> u32 {
+    let per_token = kv_bytes_per_token(model).max(1);
+    let by_memory = crate::hardware::memory().available / 4 / per_token / u64::from(sequences.max(1));
+    let per_seq = by_memory.clamp(1024, 4096) as u32 / 256 * 256;
+    per_seq * sequences.max(1)
+}
+
+struct Slot {
+    /// The session whose tokens these are.
+    owner: Option<SeqId>,
+    /// Tokens whose keys and values are in the cache for this sequence, in order.
+    cached: Vec<LlamaToken>,
+    last_used: Instant,
+}
+
+struct SessionEntry {
+    options: SessionOptions,
+    slot: Option<usize>,
+}
+
+struct Request {
+    session: SeqId,
+    prompt: Vec<LlamaToken>,
+    params: SamplingParams,
+    events: UnboundedSender<StreamEvent>,
+}
+
+struct Job {
+    session: SeqId,
+    slot: usize,
+    prompt: Vec<LlamaToken>,
+    prefilled: usize,
+    cached_tokens: usize,
+    max_new: usize,
+    chunk: usize,
+    sampler: LlamaSampler,
+    out: OutputAssembler,
+    generated: Vec<LlamaToken>,
+    events: UnboundedSender<StreamEvent>,
+    pieces: bool,
+    deadline: Option<Instant>,
+    /// The token sampled last, to decode in the next step.
+    next: Option<LlamaToken>,
+    started: Instant,
+    prompt_done: Option<Instant>,
+}
+
+
+/// The batched decoder of one model.
+pub struct Batcher<'m> {
+    model: &'m LlamaModel,
+    backend: &'m LlamaBackend,
+    config: BatchConfig,
+    ctx: Option<LlamaContext<'m>>,
+    batch: LlamaBatch<'static>,
+    /// Cells of each sequence.
+    cells: u32,
+    slots: Vec<Slot>,
+    sessions: HashMap<SeqId, SessionEntry>,
+    running: Vec<Job>,
+    waiting: VecDeque<Request>,
+    turn: usize,
+}
+
+impl<'m> Batcher<'m> {
+    /// A batcher over `model`; its context is made with the first session.
+    pub fn new(model: &'m LlamaModel, backend: &'m LlamaBackend, config: BatchConfig) -> Self {
+        let sequences = config.sequences.max(1);
+        let total = config.cells.unwrap_or_else(|| default_cells(model, sequences));
+        let cells = (total / sequences).max(256);
+        let n_batch = config.batch.max(1);
+        let slots = (0..config.sequences.max(1))
+            .map(|_| Slot { owner: None, cached: Vec::new(), last_used: Instant::now() })
+            .collect();
+        Self {
+            model,
+            backend,
+            config: BatchConfig { batch: n_batch, ..config },
+            ctx: None,
+            batch: LlamaBatch::new(n_batch as usize, 1),
+            cells,
+            slots,
+            sessions: HashMap::new(),
+            running: Vec::new(),
+            waiting: VecDeque::new(),
+            turn: 0,
+        }
+    }
+
+    fn context(&mut self) -> LlmResult<&mut LlamaContext<'m>> {
+        if self.ctx.is_none() {
+            let threads = i32::try_from(self.config.threads).unwrap_or(i32::MAX);
+            let params = LlamaContextParams::default()
+                .with_n_ctx(NonZeroU32::new(self.cells * self.config.sequences.max(1)))
+                .with_n_batch(self.config.batch)
+                .with_n_ubatch(self.config.batch)
+                .with_n_seq_max(self.config.sequences)
+                .with_kv_unified(false)
+                .with_n_threads(threads)
+                .with_n_threads_batch(threads);
+            let ctx = self.model.new_context(self.backend, params).map_err(|e| {
+                LlmError::ResourceExhausted(format!(
+                    "llama.cpp could not create the model's context of {} sequences of {} tokens: {e}",
+                    self.config.sequences, self.cells
+                ))
+            })?;
+            self.cells = self.cells.min(ctx.n_ctx() / self.config.sequences.max(1));
+            self.ctx = Some(ctx);
+        }
+        Ok(self.ctx.as_mut().expect("made above"))
+    }
+
+    /// Whether any generation runs or waits.
+    pub fn busy(&self) -> bool {
+        !self.running.is_empty() || !self.waiting.is_empty()
+    }
+
+    /// Register a session; its context size is the most of the shared cache it may use.
+    pub fn new_session(&mut self, id: SeqId, options: &SessionOptions) -> LlmResult<u32> {
+        self.context()?;
+        if options.context_size > self.cells {
+            return Err(LlmError::ResourceExhausted(format!(
+                "a session of {} tokens does not fit in the model's KV cache of {} tokens per \
+                 sequence (the host's --kv-cache and --parallel options size it)",
+                options.context_size, self.cells
+            )));
+        }
+        self.sessions.insert(id, SessionEntry { options: options.clone(), slot: None });
+        Ok(options.context_size)
+    }
+
+    /// Forget a session: its generation ends as cancelled, its cells are freed.
+    pub fn drop_session(&mut self, id: SeqId) {
+        if let Some(i) = self.running.iter().position(|j| j.session == id) {
+            let job = self.running.swap_remove(i);
+            finish(self.model, job, FinishReason::Cancelled);
+        }
+        self.waiting.retain(|r| r.session != id);
+        if let Some(entry) = self.sessions.remove(&id)
+            && let Some(slot) = entry.slot
+        {
+            self.clear_slot(slot);
+        }
+    }
+
+    fn clear_slot(&mut self, slot: usize) {
+        if let Some(ctx) = self.ctx.as_mut()
+            && !ctx.clear_kv_cache_seq(Some(slot as u32), None, None).unwrap_or(false)
+        {
+            // Never expected for a unified cache; if it happens, nothing cached can be trusted.
+            ctx.clear_kv_cache();
+            for s in &mut self.slots {
+                s.cached.clear();
+            }
+        }
+        let s = &mut self.slots[slot];
+        if let Some(owner) = s.owner.take()
+            && let Some(e) = self.sessions.get_mut(&owner)
+        {
+            e.slot = None;
+        }
+        s.cached.clear();
+    }
+
+    /// Queue a generation. Errors that depend only on the request come back here.
+    pub fn generate(
+        &mut self,
+        id: SeqId,
+        prompt: Vec<LlamaToken>,
+        params: SamplingParams,
+        events: UnboundedSender<StreamEvent>,
+    ) -> LlmResult<()> {
+        let entry = self.sessions.get(&id).ok_or_else(|| LlmError::runtime("unknown session"))?;
+        // A generation whose stream was dropped is abandoned; only a live one makes it busy.
+        let live = |e: &UnboundedSender<StreamEvent>| !e.is_closed();
+        if self.running.iter().any(|j| j.session == id && live(&j.events))
+            || self.waiting.iter().any(|r| r.session == id && live(&r.events))
+        {
+            return Err(LlmError::invalid(
+                "this session is already generating; finish or drop the previous completion first",
+            ));
+        }
+        if prompt.is_empty() {
+            return Err(LlmError::invalid("the prompt is empty"));
+        }
+        let n_ctx = entry.options.context_size as usize;
+        if prompt.len() >= n_ctx {
+            return Err(LlmError::invalid(format!(
+                "the prompt has {} tokens but the session's context holds {n_ctx}",
+                prompt.len()
+            )));
+        }
+        self.waiting.retain(|r| live(&r.events));
+        if self.waiting.len() >= MAX_WAITING {
+            return Err(LlmError::ResourceExhausted(format!(
+                "the model's KV cache is full and {MAX_WAITING} generations already wait for room"
+            )));
+        }
+        self.waiting.push_back(Request { session: id, prompt, params, events });
+        Ok(())
+    }
+
+    /// Start waiting generations, in order, while they fit.
+    fn admit(&mut self) {
+        while let Some(req) = self.waiting.pop_front() {
+            if req.events.is_closed() {
+                continue;
+            }
+            if req.params.deadline.is_some_and(|d| Instant::now() >= d) {
+                let _ = req.events.send(StreamEvent::Failed(deadline_error()));
+                continue;
+            }
+            let Some(slot) = self.slot_for(req.session) else {
+                self.waiting.push_front(req);
+                return;
+            };
+            let n_ctx = self.sessions[&req.session].options.context_size as usize;
+            let reuse = self.slots[slot]
+                .cached
+                .iter()
+                .zip(&req.prompt)
+                .take_while(|(a, b)| a == b)
+                .count()
+                .min(req.prompt.len() - 1);
+            // The prompt and `max_tokens` fit in the session's context, so in its slot.
+            let max_new = (req.params.max_tokens as usize).min(n_ctx - req.prompt.len());
+            self.start(req, slot, reuse, max_new);
+        }
+    }
+
+    /// The slot for a session: its own, a free one, or the least recently used idle one.
+    fn slot_for(&mut self, session: SeqId) -> Option<usize> {
+        if let Some(s) = self.sessions.get(&session).and_then(|e| e.slot) {
+            return Some(s);
+        }
+        let slot = match self.slots.iter().position(|s| s.owner.is_none()) {
+            Some(free) => free,
+            None => {
+                let busy: Vec<usize> = self.running.iter().map(|j| j.slot).collect();
+                let lru = (0..self.slots.len())
+                    .filter(|i| !busy.contains(i))
+                    .min_by_key(|i| self.slots[*i].last_used)?;
+                self.clear_slot(lru);
+                lru
+            }
+        };
+        self.slots[slot].owner = Some(session);
+        self.sessions.get_mut(&session).expect("registered").slot = Some(slot);
+        Some(slot)
+    }
+
+    fn start(&mut self, req: Request, slot: usize, mut reuse: usize, max_new: usize) {
+        tracing::trace!(
+            "session {} starts in slot {slot}: prompt {}, {reuse} reused, up to {max_new} new",
+            req.session,
+            req.prompt.len()
+        );
+        let ctx = self.ctx.as_mut().expect("made with the first session");
+        if !ctx.clear_kv_cache_seq(Some(slot as u32), Some(reuse as u32), None).unwrap_or(false) {
+            let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+            reuse = 0;
+        }
+        let s = &mut self.slots[slot];
+        s.cached.truncate(reuse);
+        s.last_used = Instant::now();
+        let mut sampler = build_sampler(&req.params, self.model.n_vocab());
+        let window = req.params.repeat_window as usize;
+        sampler.accept_many(&req.prompt[req.prompt.len().saturating_sub(window)..]);
+        let chunk = self.sessions[&req.session].options.batch_size.max(1) as usize;
+        self.running.push(Job {
+            session: req.session,
+            slot,
+            prefilled: reuse,
+            cached_tokens: reuse,
+            max_new,
+            chunk,
+            sampler,
+            out: OutputAssembler::new(&req.params.stop),
+            generated: Vec::new(),
+            events: req.events,
+            pieces: req.params.pieces,
+            deadline: req.params.deadline,
+            next: None,
+            started: Instant::now(),
+            prompt_done: None,
+            prompt: req.prompt,
+        });
+    }
+
+    /// One step: end what was dropped or ran out of time, start what fits, decode one batch of
+    /// every running sequence's next tokens, and sample.
+    pub fn step(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.running.len() {
+            let j = &self.running[i];
+            if j.events.is_closed() {
+                self.running.swap_remove(i);
+            } else if j.deadline.is_some_and(|d| now >= d) {
+                let job = self.running.swap_remove(i);
+                let _ = job.events.send(StreamEvent::Failed(deadline_error()));
+            } else {
+                i += 1;
+            }
+        }
+        self.admit();
+        if self.running.is_empty() {
+            return;
+        }
+        // Which job gave which batch entries: (job index, tokens, index of its logits).
+        let mut parts: Vec<(usize, usize, Option<i32>)> = Vec::new();
+        self.batch.clear();
+        let mut ok = true;
+        for (k, job) in self.running.iter().enumerate() {
+            if let Some(token) = job.next {
+                let pos = self.slots[job.slot].cached.len() as i32;
+                let idx = self.batch.n_tokens();
+                ok &= self.batch.add(token, pos, &[job.slot as i32], true).is_ok();
+                parts.push((k, 1, Some(idx)));
+            }
+        }
+        let streaming = !parts.is_empty();
+        let mut budget = self.config.batch as usize - parts.len();
+        if streaming {
+            budget = budget.min(PREFILL_WHILE_STREAMING);
+        }
+        let n = self.running.len();
+        self.turn = self.turn.wrapping_add(1);
+        for r in 0..n {
+            let k = (self.turn + r) % n;
+            let job = &self.running[k];
+            if job.next.is_some() || job.prefilled >= job.prompt.len() || budget == 0 {
+                continue;
+            }
+            let take = budget.min(job.chunk).min(job.prompt.len() - job.prefilled);
+            let last = job.prefilled + take == job.prompt.len();
+            let mut logits = None;
+            for (t, token) in job.prompt[job.prefilled..job.prefilled + take].iter().enumerate() {
+                let is_last = last && t == take - 1;
+                if is_last {
+                    logits = Some(self.batch.n_tokens());
+                }
+                let pos = (job.prefilled + t) as i32;
+                ok &= self.batch.add(*token, pos, &[job.slot as i32], is_last).is_ok();
+            }
+            parts.push((k, take, logits));
+            budget -= take;
+        }
+        if parts.is_empty() {
+            return;
+        }
+        tracing::trace!("decode: {} parts, {} tokens", parts.len(), self.batch.n_tokens());
+        let ctx = self.ctx.as_mut().expect("made with the first session");
+        let decoded = if ok {
+            ctx.decode(&mut self.batch).map_err(|e| e.to_string())
+        } else {
+            Err("the batch is full".to_string())
+        };
+        if let Err(e) = decoded {
+            // The cache of every sequence in this batch is in an unknown state: drop them all.
+            let mut failed: Vec<usize> = parts.iter().map(|p| p.0).collect();
+            failed.sort_unstable();
+            for k in failed.into_iter().rev() {
+                let job = self.running.swap_remove(k);
+                self.clear_slot(job.slot);
+                let _ = job.events.send(StreamEvent::Failed(LlmError::runtime(format!(
+                    "llama.cpp decode failed: {e}"
+                ))));
+            }
+            return;
+        }
+        let mut ended = Vec::new();
+        for (k, count, logits) in parts {
+            let job = &mut self.running[k];
+            let slot = &mut self.slots[job.slot];
+            slot.last_used = Instant::now();
+            if let Some(token) = job.next.take() {
+                slot.cached.push(token);
+            } else {
+                slot.cached.extend_from_slice(&job.prompt[job.prefilled..job.prefilled + count]);
+                job.prefilled += count;
+                if job.prefilled == job.prompt.len() {
+                    job.prompt_done = Some(Instant::now());
+                    if job.max_new == 0 {
+                        ended.push((k, Some(FinishReason::Length)));
+                        continue;
+                    }
+                }
+            }
+            let Some(idx) = logits else { continue };
+            let token = job.sampler.sample(ctx, idx);
+            ended.push((k, sample_step(self.model, job, token)));
+        }
+        let mut ended: Vec<(usize, FinishReason)> =
+            ended.into_iter().filter_map(|(k, r)| r.map(|r| (k, r))).collect();
+        ended.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        for (k, reason) in ended {
+            let job = self.running.swap_remove(k);
+            finish(self.model, job, reason);
+        }
+    }
+}
+
+/// Take a sampled token: the generation's end, or `None` with the token kept for the next step.
+fn sample_step(model: &LlamaModel, job: &mut Job, token: LlamaToken) -> Option<FinishReason> {
+    if model.vocab().is_eog(token) {
+        return Some(FinishReason::Stop);
+    }
+    job.generated.push(token);
+    let bytes = model.vocab().token_to_piece(token, false, None);
+    let hit = job.out.push(&bytes);
+    if job.pieces {
+        let piece = job.out.take_ready();
+        if !piece.is_empty() && job.events.send(StreamEvent::Piece(piece)).is_err() {
+            return Some(FinishReason::Cancelled);
+        }
+    }
+    if hit.is_some() {
+        return Some(FinishReason::StopSequence);
+    }
+    if job.generated.len() >= job.max_new {
+        return Some(FinishReason::Length);
+    }
+    job.next = Some(token);
+    None
+}
+
+fn deadline_error() -> LlmError {
+    LlmError::ResourceExhausted("the guest's deadline passed during generation".into())
+}
+
+fn finish(_model: &LlamaModel, mut job: Job, reason: FinishReason) {
+    let rest = job.out.finish();
+    if job.pieces && !rest.is_empty() {
+        let _ = job.events.send(StreamEvent::Piece(rest));
+    }
+    let now = Instant::now();
+    let prompt_done = job.prompt_done.unwrap_or(now);
+    let usage = Usage {
+        prompt_tokens: job.prompt.len() as u32,
+        cached_tokens: job.cached_tokens as u32,
+        generated_tokens: job.generated.len() as u32,
+        prompt_ms: prompt_done.duration_since(job.started).as_secs_f64() * 1000.0,
+        generation_ms: now.duration_since(prompt_done).as_secs_f64() * 1000.0,
+    };
+    let summary = GenerationSummary {
+        text: job.out.text().to_string(),
+        tokens: job.generated.iter().map(|t| t.0 as u32).collect(),
+        finish_reason: reason,
+        usage,
+    };
+    let _ = job.events.send(StreamEvent::Done(summary));
+}
