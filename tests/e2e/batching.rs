@@ -168,4 +168,3 @@ fn a_session_larger_than_a_sequences_share_of_the_cache_is_refused() {
     assert!(e.message().contains("KV cache of 512 tokens per sequence"), "{e}");
     assert!(model.new_session(&options(512)).is_ok());
 }
-

@@ -67,12 +67,15 @@ pub fn kv_bytes_per_token(model: &LlamaModel) -> u64 {
     2 * 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * per_head
 }
 
-/// The default size of the context: 4096 cells (the default session context) per sequence, at
-/// most a quarter of the memory available now, at least 1024 per sequence.
+/// The default size of the context: per sequence, the model's training context up to 8192
+/// tokens (so a session may ask for as much as before, up to that), at most a quarter of the
+/// memory available now, at least 1024.
 pub fn default_cells(model: &LlamaModel, sequences: u32) -> u32 {
     let per_token = kv_bytes_per_token(model).max(1);
-    let by_memory = crate::hardware::memory().available / 4 / per_token / u64::from(sequences.max(1));
-    let per_seq = by_memory.clamp(1024, 4096) as u32 / 256 * 256;
+    let by_memory =
+        crate::hardware::memory().available / 4 / per_token / u64::from(sequences.max(1));
+    let trained = u64::from(model.n_ctx_train()).clamp(1024, 8192);
+    let per_seq = by_memory.clamp(1024, trained) as u32 / 256 * 256;
     per_seq * sequences.max(1)
 }
 
@@ -115,7 +118,6 @@ struct Job {
     started: Instant,
     prompt_done: Option<Instant>,
 }
-
 
 /// The batched decoder of one model.
 pub struct Batcher<'m> {
@@ -206,7 +208,19 @@ impl<'m> Batcher<'m> {
             let job = self.running.swap_remove(i);
             finish(self.model, job, FinishReason::Cancelled);
         }
-        self.waiting.retain(|r| r.session != id);
+        // A generation still waiting ends as cancelled too, as if it had started.
+        let (gone, kept): (VecDeque<Request>, VecDeque<Request>) =
+            std::mem::take(&mut self.waiting).into_iter().partition(|r| r.session == id);
+        self.waiting = kept;
+        for r in gone {
+            let summary = GenerationSummary {
+                text: String::new(),
+                tokens: Vec::new(),
+                finish_reason: FinishReason::Cancelled,
+                usage: Usage { prompt_tokens: r.prompt.len() as u32, ..Usage::default() },
+            };
+            let _ = r.events.send(StreamEvent::Done(summary));
+        }
         if let Some(entry) = self.sessions.remove(&id)
             && let Some(slot) = entry.slot
         {
