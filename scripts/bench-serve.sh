@@ -19,7 +19,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 wait_up() { for _ in $(seq 300); do curl -sf "$1/health" >/dev/null && return 0; sleep 0.1; done; echo "bench-serve: $1 did not start" >&2; exit 1; }
 "$CARGO_TARGET_DIR/release/tabagent-host" serve "$CARGO_TARGET_DIR/wasm32-wasip2/release/openai_server.wasm" \
-  --listen 127.0.0.1:18181 --model "smollm2=$model" --max-running "$workers" >/dev/null 2>/tmp/bench-serve-tabagent.log &
+  --listen 127.0.0.1:18181 --model "smollm2=$model" --max-running "$workers" --parallel "$workers" >/dev/null 2>/tmp/bench-serve-tabagent.log &
 pids+=($!); tabagent_pid=$!
 # The same context per request as the host's sessions get (4096), for each of the workers.
 "$tools/bin/llama-server" -m "$model" --host 127.0.0.1 --port 18182 -t "$(nproc)" \
@@ -30,11 +30,10 @@ wait_up http://127.0.0.1:18182
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 "$python" benches/serve_load.py --workers "$workers" --write docs/BENCHMARKS.md \
   --machine "$cpu, $(nproc) threads" \
-  --note "Why the gap: the host's scheduler steps the sequences of concurrent requests round-robin, one \
-\`llama_decode\` per sequence per token, where llama-server decodes one token of every busy slot in a single \
-batched \`llama_decode\`; with 8 requests at once that is 8 passes over the weights per step against 1. \
-Batching the sequences of many guests into one decode is what closes it. A request's own overhead \
-(a fresh instance, the shared model's lease, a pooled context) is small beside that: a 1-token request \
-takes about 70 ms against llama-server's 50 ms." \
+  --note "Both batch: the host decodes the next token of every running request's sequence in one \
+\`llama_decode\` (\`--parallel $workers\`, as llama-server's \`-np $workers\`). What remains of the gap is the \
+host's per-request cost — a fresh guest instance, its HTTP handling and the model's lease, about 70 ms for a \
+1-token request against llama-server's 50 ms — and a prompt that arrives while others stream being read in \
+its own pass (each sequence has its own KV stream, so llama.cpp splits such a batch)." \
   --server "tabagent-host serve + openai-server guest=http://127.0.0.1:18181=$tabagent_pid" \
   --server "llama.cpp llama-server=http://127.0.0.1:18182=$llama_pid" "$@"
