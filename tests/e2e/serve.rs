@@ -29,7 +29,9 @@ fn the_openai_client_lists_chats_streams_completes_embeds_and_gets_each_error() 
     let (prompt, max_tokens) = ("What is WebAssembly? Answer in one sentence.", 24);
     let expected = chat_example(prompt, max_tokens);
     assert!(!expected.is_empty());
-    let server = Served::start(&OPENAI_SERVER.path(), &[]);
+    // Eight sequences, so that the client's eight concurrent streams all run at once (by
+    // default four are decoded together and the rest wait).
+    let server = Served::start(&OPENAI_SERVER.path(), &["--parallel", "8"]);
     let busy = Served::start(&OPENAI_SERVER.path(), &["--max-running", "1", "--max-waiting", "0"]);
     let out = Command::new(python())
         .arg(repo_root().join("tests/openai/check_client.py"))

@@ -22,7 +22,10 @@ fn rss_kib() -> u64 {
 fn a_thousand_load_unload_cycles_do_not_leak() {
     let cycles: usize =
         std::env::var("TABAGENT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let registry = Registry::new(Arc::new(LlamaEngine::new()));
+    // A cache sized for the sessions of this test (four sequences of 256 tokens): the test is
+    // about what each cycle leaks, not about the default cache's size.
+    let engine = LlamaEngine::new().with_parallel(4).with_kv_cache(4 * 256);
+    let registry = Registry::new(Arc::new(engine));
     let source = ModelSource::File(model_path());
     let opts = SessionOptions { context_size: 256, batch_size: 64, threads: 1 };
     // Warm up: the first cycles allocate llama.cpp's and the allocator's long-lived state.

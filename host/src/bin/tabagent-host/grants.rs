@@ -64,7 +64,7 @@ pub struct GrantArgs {
     pub max_stack: usize,
     /// KV cache of each local model, in tokens, split evenly between its --parallel sequences;
     /// a session's context must fit in one share [default: the model's training context up to
-    /// 8192 per sequence, at most a quarter of the available memory]
+    /// 4096 per sequence, at most a quarter of the available memory]
     #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(256..=1 << 24))]
     pub kv_cache: Option<u32>,
     /// Generations of one local model decoded together in one batch; more wait [default: 4]

@@ -67,14 +67,14 @@ pub fn kv_bytes_per_token(model: &LlamaModel) -> u64 {
     2 * 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * per_head
 }
 
-/// The default size of the context: per sequence, the model's training context up to 8192
-/// tokens (so a session may ask for as much as before, up to that), at most a quarter of the
-/// memory available now, at least 1024.
+/// The default size of the context: per sequence, the default session context (the model's
+/// training context up to 4096 tokens), at most a quarter of the memory available now, at
+/// least 1024.
 pub fn default_cells(model: &LlamaModel, sequences: u32) -> u32 {
     let per_token = kv_bytes_per_token(model).max(1);
     let by_memory =
         crate::hardware::memory().available / 4 / per_token / u64::from(sequences.max(1));
-    let trained = u64::from(model.n_ctx_train()).clamp(1024, 8192);
+    let trained = u64::from(model.n_ctx_train()).clamp(1024, 4096);
     let per_seq = by_memory.clamp(1024, trained) as u32 / 256 * 256;
     per_seq * sequences.max(1)
 }

@@ -101,7 +101,7 @@ fn main() {
             let model = Model::load("smollm2").expect("load");
             let s = model
                 .session_with(SessionOptions {
-                    context_size: Some(8192),
+                    context_size: Some(4096),
                     batch_size: None,
                     threads: None,
                     seed: None,
