@@ -5,7 +5,7 @@ threads and requests, in one run. Also the host's resident memory after the 1-st
 8-stream rounds. Writes its section of a Markdown file when asked, with which targets are met.
 
 Usage: batch_load.py --host-bin B --guest W --llama-server L --model M --threads T
-                     [--per-stream 4] [--max-tokens 64] [--write docs/BENCHMARKS.md --machine TEXT]
+                     [--rounds 3] [--max-tokens 128] [--write docs/BENCHMARKS.md --machine TEXT]
 """
 
 import argparse
@@ -43,31 +43,36 @@ def wait_health(url, seconds=60):
     raise SystemExit(f"{url} did not get ready")
 
 
-def streams(url, n, per_stream, max_tokens):
-    """`n` streams at once, each `per_stream` requests one after the other."""
+def streams(url, n, rounds, max_tokens):
+    """`rounds` times, `n` requests started together (one per stream)."""
     client = httpx.Client(timeout=300, headers={"Connection": "close"})
-    results, lock = [], threading.Lock()
+    decode, whole, ttfts = [], [], []
+    for k in range(rounds):
+        results, lock = [], threading.Lock()
 
-    def stream(w):
-        for k in range(per_stream):
-            r = one(client, url, w * per_stream + k, max_tokens)
+        def stream(w):
+            t0 = time.perf_counter()
+            latency, ttft, tokens = one(client, url, k * n + w, max_tokens)
             with lock:
-                results.append(r)
+                results.append((t0, t0 + ttft, t0 + latency, tokens))
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=stream, args=(w,)) for w in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    if len(results) != n * per_stream:
-        raise SystemExit(f"{url}: {n * per_stream - len(results)} requests failed")
+        threads = [threading.Thread(target=stream, args=(w,)) for w in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if len(results) != n:
+            raise SystemExit(f"{url}: {n - len(results)} requests failed")
+        first = min(r[1] for r in results)
+        end = max(r[2] for r in results)
+        start = min(r[0] for r in results)
+        decode.append(sum(r[3] - 1 for r in results) / (end - first))
+        whole.append(sum(r[3] for r in results) / (end - start))
+        ttfts.extend((r[1] - r[0]) * 1000 for r in results)
     return {
-        "tok_s": sum(r[2] for r in results) / wall,
-        "ttft_p50_ms": statistics.median(r[1] for r in results) * 1000,
-        "tokens": sum(r[2] for r in results),
-        "wall_s": wall,
+        "tok_s": statistics.median(decode),
+        "whole_tok_s": statistics.median(whole),
+        "ttft_p50_ms": statistics.median(ttfts),
     }
 
 
@@ -76,8 +81,8 @@ def main():
     for a in ["--host-bin", "--guest", "--llama-server", "--model"]:
         ap.add_argument(a, required=True)
     ap.add_argument("--threads", type=int, required=True)
-    ap.add_argument("--per-stream", type=int, default=4)
-    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--write")
     ap.add_argument("--machine", default="")
     args = ap.parse_args()
@@ -92,7 +97,7 @@ def main():
         wait_health(ours_url)
         streams(ours_url, 1, 1, 8)  # warm-up
         for n in COUNTS:
-            ours = streams(ours_url, n, args.per_stream, args.max_tokens)
+            ours = streams(ours_url, n, args.rounds, args.max_tokens)
             rss[n] = rss_mib(host.pid)
             lport = free_port()
             llama = subprocess.Popen(
@@ -104,7 +109,7 @@ def main():
                 lurl = f"http://127.0.0.1:{lport}"
                 wait_health(lurl)
                 streams(lurl, 1, 1, 8)
-                theirs = streams(lurl, n, args.per_stream, args.max_tokens)
+                theirs = streams(lurl, n, args.rounds, args.max_tokens)
             finally:
                 llama.kill()
                 llama.wait()
@@ -119,25 +124,30 @@ def main():
     out = [SECTION, ""]
     out.append(
         f"Written by `scripts/bench.sh` (`benches/batch_load.py`). Machine: {args.machine}. Model: SmolLM2-135M-Instruct Q4_1, "
-        f"{args.threads} threads on both sides. N concurrent streams, each {args.per_stream} streamed chat completions one "
-        f"after the other (greedy, `max_tokens` {args.max_tokens}, 25 different prompts): `tabagent-host serve` with the "
+        f"{args.threads} threads on both sides. N streamed chat completions started together, "
+        f"{args.rounds} rounds, median (greedy, `max_tokens` {args.max_tokens}, 25 different prompts): `tabagent-host serve` with the "
         f"openai-server guest (every request a guest instance of its own, all batched into the model's one context) "
         f"against `llama-server -np N --kv-unified -c 4096·N` serving the same requests, in the same run. Aggregate "
-        f"decode: generated tokens of all streams over the wall time of the round; time to first token is the median "
-        f"over all requests of the round."
+        f"decode: the round's tokens after each request's first, over the time from the first token of the round "
+        f"to its last, so prompt reading and per-request set-up are left out (and a stream that waits for a "
+        f"sequence counts against us); whole-request: all the round's tokens over its wall time; time to first "
+        f"token is the median over all requests."
     )
     out.append("")
-    out.append("| streams | tabagent tok/s | llama-server tok/s | ratio | tabagent TTFT p50 ms | llama-server TTFT p50 ms | host RSS MiB |")
-    out.append("|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("| streams | decode tok/s: tabagent | llama-server | ratio | whole-request tok/s: tabagent | llama-server | ratio | TTFT p50 ms: tabagent | llama-server | host RSS MiB |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, o, t in rows:
         out.append(
             f"| {n} | {o['tok_s']:.1f} | {t['tok_s']:.1f} | {o['tok_s'] / t['tok_s']:.2f}× | "
+            f"{o['whole_tok_s']:.1f} | {t['whole_tok_s']:.1f} | {o['whole_tok_s'] / t['whole_tok_s']:.2f}× | "
             f"{o['ttft_p50_ms']:.0f} | {t['ttft_p50_ms']:.0f} | {rss[n]:.0f} |"
         )
     out.append("")
     met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
     out.append("Targets:")
-    out.append(f"- aggregate decode with 4 streams ≥ 1.0× llama-server's: {agg4:.2f}× — {met(agg4 >= 1.0)};")
+    whole4 = by_n[4][0]["whole_tok_s"] / by_n[4][1]["whole_tok_s"]
+    out.append(f"- aggregate decode with 4 streams ≥ 1.0× llama-server's: {agg4:.2f}× — {met(agg4 >= 1.0)} "
+               f"(whole requests, set-up included: {whole4:.2f}×);")
     out.append(f"- aggregate decode with 4 streams > our 1-stream figure: {scale4:.2f}× — {met(scale4 > 1.0)};")
     out.append(f"- resident memory with 8 guests ≤ 1.3× one guest: {mem8:.2f}× ({rss[8]:.0f} / {rss[1]:.0f} MiB) — {met(mem8 <= 1.3)}.")
     out.append("")
