@@ -44,7 +44,7 @@ const PREFILL_WHILE_STREAMING: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchConfig {
     /// KV cells (tokens) of the whole context, split evenly between the sequences; `None`:
-    /// [`default_cells`].
+    /// [`default_layout`].
     pub cells: Option<u32>,
     /// Sequences (sessions generating at once, or holding a cache) at most.
     pub sequences: u32,
@@ -67,16 +67,16 @@ pub fn kv_bytes_per_token(model: &LlamaModel) -> u64 {
     2 * 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * per_head
 }
 
-/// The default size of the context: per sequence, the default session context (the model's
-/// training context up to 4096 tokens), at most a quarter of the memory available now, at
-/// least 1024.
-pub fn default_cells(model: &LlamaModel, sequences: u32) -> u32 {
+/// The default layout of the context: per sequence, the default session context (the model's
+/// training context up to 4096 tokens, rounded up to llama.cpp's 256), so that a session with
+/// default options always fits; as many of the `sequences` as fit in a quarter of the memory
+/// available now, at least one. Returns (sequences, cells per sequence).
+pub fn default_layout(model: &LlamaModel, sequences: u32) -> (u32, u32) {
     let per_token = kv_bytes_per_token(model).max(1);
-    let by_memory =
-        crate::hardware::memory().available / 4 / per_token / u64::from(sequences.max(1));
-    let trained = u64::from(model.n_ctx_train()).clamp(1024, 4096);
-    let per_seq = by_memory.clamp(1024, trained) as u32 / 256 * 256;
-    per_seq * sequences.max(1)
+    let per_seq = model.n_ctx_train().clamp(256, 4096).div_ceil(256) * 256;
+    let budget = crate::hardware::memory().available / 4;
+    let fit = budget / (per_token * u64::from(per_seq));
+    (sequences.clamp(1, u32::try_from(fit).unwrap_or(u32::MAX).max(1)), per_seq)
 }
 
 struct Slot {
@@ -97,6 +97,8 @@ struct Request {
     prompt: Vec<LlamaToken>,
     params: SamplingParams,
     events: UnboundedSender<StreamEvent>,
+    /// When it was asked for: time waiting for a sequence counts as prompt time.
+    queued: Instant,
 }
 
 struct Job {
@@ -138,11 +140,13 @@ pub struct Batcher<'m> {
 impl<'m> Batcher<'m> {
     /// A batcher over `model`; its context is made with the first session.
     pub fn new(model: &'m LlamaModel, backend: &'m LlamaBackend, config: BatchConfig) -> Self {
-        let sequences = config.sequences.max(1);
-        let total = config.cells.unwrap_or_else(|| default_cells(model, sequences));
-        let cells = (total / sequences).max(256);
+        let (sequences, cells) = match config.cells {
+            Some(total) => (config.sequences.max(1), (total / config.sequences.max(1)).max(256)),
+            None => default_layout(model, config.sequences.max(1)),
+        };
+        let config = BatchConfig { sequences, ..config };
         let n_batch = config.batch.max(1);
-        let slots = (0..config.sequences.max(1))
+        let slots = (0..sequences)
             .map(|_| Slot { owner: None, cached: Vec::new(), last_used: Instant::now() })
             .collect();
         Self {
@@ -167,7 +171,7 @@ impl<'m> Batcher<'m> {
                 .with_n_ctx(NonZeroU32::new(self.cells * self.config.sequences.max(1)))
                 .with_n_batch(self.config.batch)
                 .with_n_ubatch(self.config.batch)
-                .with_n_seq_max(self.config.sequences)
+                .with_n_seq_max(self.config.sequences.max(1))
                 .with_kv_unified(false)
                 .with_n_threads(threads)
                 .with_n_threads_batch(threads);
@@ -281,7 +285,13 @@ impl<'m> Batcher<'m> {
                 "the model's KV cache is full and {MAX_WAITING} generations already wait for room"
             )));
         }
-        self.waiting.push_back(Request { session: id, prompt, params, events });
+        self.waiting.push_back(Request {
+            session: id,
+            prompt,
+            params,
+            events,
+            queued: Instant::now(),
+        });
         Ok(())
     }
 
@@ -366,7 +376,7 @@ impl<'m> Batcher<'m> {
             pieces: req.params.pieces,
             deadline: req.params.deadline,
             next: None,
-            started: Instant::now(),
+            started: req.queued,
             prompt_done: None,
             prompt: req.prompt,
         });
@@ -388,24 +398,29 @@ impl<'m> Batcher<'m> {
                 i += 1;
             }
         }
+        // Waiting generations whose guest left or whose deadline passed end now, wherever
+        // they are in the queue.
+        let (gone, kept): (VecDeque<Request>, VecDeque<Request>) =
+            std::mem::take(&mut self.waiting)
+                .into_iter()
+                .partition(|r| r.events.is_closed() || r.params.deadline.is_some_and(|d| now >= d));
+        self.waiting = kept;
+        for r in gone {
+            let _ = r.events.send(StreamEvent::Failed(deadline_error()));
+        }
         self.admit();
         if self.running.is_empty() {
             return;
         }
-        // Which job gave which batch entries: (job index, tokens, index of its logits).
-        let mut parts: Vec<(usize, usize, Option<i32>)> = Vec::new();
-        self.batch.clear();
-        let mut ok = true;
+        // What goes in: (job index, prompt tokens; 0 for its next generated token).
+        let mut plan: Vec<(usize, usize)> = Vec::new();
         for (k, job) in self.running.iter().enumerate() {
-            if let Some(token) = job.next {
-                let pos = self.slots[job.slot].cached.len() as i32;
-                let idx = self.batch.n_tokens();
-                ok &= self.batch.add(token, pos, &[job.slot as i32], true).is_ok();
-                parts.push((k, 1, Some(idx)));
+            if job.next.is_some() {
+                plan.push((k, 0));
             }
         }
-        let streaming = !parts.is_empty();
-        let mut budget = self.config.batch as usize - parts.len();
+        let streaming = !plan.is_empty();
+        let mut budget = (self.config.batch as usize).saturating_sub(plan.len());
         if streaming {
             budget = budget.min(PREFILL_WHILE_STREAMING);
         }
@@ -418,6 +433,27 @@ impl<'m> Batcher<'m> {
                 continue;
             }
             let take = budget.min(job.chunk).min(job.prompt.len() - job.prefilled);
+            plan.push((k, take));
+            budget -= take;
+        }
+        // llama.cpp decodes a batch over per-sequence KV streams in passes of consecutive
+        // sequence ids, in batch order: entries sorted by slot make one pass where they can.
+        plan.sort_by_key(|(k, _)| self.running[*k].slot);
+        // Which job gave which batch entries: (job index, tokens, index of its logits).
+        let mut parts: Vec<(usize, usize, Option<i32>)> = Vec::new();
+        self.batch.clear();
+        let mut ok = true;
+        for (k, take) in plan {
+            let job = &self.running[k];
+            let seq = [job.slot as i32];
+            if take == 0 {
+                let token = job.next.expect("planned as a generated token");
+                let pos = self.slots[job.slot].cached.len() as i32;
+                let idx = self.batch.n_tokens();
+                ok &= self.batch.add(token, pos, &seq, true).is_ok();
+                parts.push((k, 1, Some(idx)));
+                continue;
+            }
             let last = job.prefilled + take == job.prompt.len();
             let mut logits = None;
             for (t, token) in job.prompt[job.prefilled..job.prefilled + take].iter().enumerate() {
@@ -426,10 +462,9 @@ impl<'m> Batcher<'m> {
                     logits = Some(self.batch.n_tokens());
                 }
                 let pos = (job.prefilled + t) as i32;
-                ok &= self.batch.add(*token, pos, &[job.slot as i32], is_last).is_ok();
+                ok &= self.batch.add(*token, pos, &seq, is_last).is_ok();
             }
             parts.push((k, take, logits));
-            budget -= take;
         }
         if parts.is_empty() {
             return;

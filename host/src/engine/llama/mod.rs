@@ -65,7 +65,7 @@ impl LlamaEngine {
     /// This engine with each model's KV cache sized to `cells` tokens, split evenly between its
     /// sequences (by default the model's training context up to 4096 per sequence, at most a
     /// quarter of the available memory, see
-    /// [`batch::default_cells`]). A session's context must fit in one sequence's share.
+    /// [`batch::default_layout`]). A session's context must fit in one sequence's share.
     pub fn with_kv_cache(mut self, cells: u32) -> Self {
         self.batch.cells = Some(cells);
         self
