@@ -321,22 +321,31 @@ impl GgufFile {
         self.get(&format!("{}.{key}", self.architecture()?)).and_then(Value::as_u64)
     }
 
+    /// The layer of a tensor (`blk.N.*`), where `N` is plausible: a file of T tensors has
+    /// fewer than T layers, so a hostile `blk.4000000000.x` cannot size anything.
+    fn layer_of(&self, t: &TensorInfo) -> Option<usize> {
+        t.layer().map(|l| l as usize).filter(|l| *l < self.tensors.len())
+    }
+
     /// Bytes of tensor data per layer (`blk.N.*`), indexed by layer.
     pub fn layer_bytes(&self) -> Vec<u64> {
-        let n =
-            self.tensors.iter().filter_map(TensorInfo::layer).max().map_or(0, |m| m as usize + 1);
+        let n = self.tensors.iter().filter_map(|t| self.layer_of(t)).max().map_or(0, |m| m + 1);
         let mut out = vec![0u64; n];
         for t in &self.tensors {
-            if let Some(l) = t.layer() {
-                out[l as usize] += t.size;
+            if let Some(l) = self.layer_of(t) {
+                out[l] = out[l].saturating_add(t.size);
             }
         }
         out
     }
 
-    /// Bytes of tensor data outside the layers (embeddings, output head, norms).
+    /// Bytes of tensor data outside the layers (embeddings, output head, norms, and tensors
+    /// named for a layer that cannot exist).
     pub fn non_layer_bytes(&self) -> u64 {
-        self.tensors.iter().filter(|t| t.layer().is_none()).map(|t| t.size).sum()
+        self.tensors
+            .iter()
+            .filter(|t| self.layer_of(t).is_none())
+            .fold(0, |a, t| a.saturating_add(t.size))
     }
 }
 
@@ -493,6 +502,14 @@ mod tests {
         assert_eq!(f.tensors[0].layer(), None);
         assert_eq!(f.layer_bytes(), vec![(64 + 128) * 4, 64 * 4]);
         assert_eq!(f.non_layer_bytes(), (24 + 8) * 4);
+    }
+
+    #[test]
+    fn a_layer_number_that_cannot_exist_sizes_nothing() {
+        // Found by the fuzzer: `blk.1194857853.x` made `layer_bytes` allocate 9 GB.
+        let f = parse(&model().tensor_f32("blk.1194857853.x", &[8]).build()).unwrap();
+        assert_eq!(f.layer_bytes(), vec![(64 + 128) * 4, 64 * 4]);
+        assert_eq!(f.non_layer_bytes(), (24 + 8 + 8) * 4);
     }
 
     #[test]
