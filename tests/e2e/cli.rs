@@ -55,6 +55,32 @@ fn run_streams_a_reply_and_reports_usage() {
 }
 
 #[test]
+fn with_trace_logs_on_a_model_still_loads_and_generates() {
+    // The load probe's child once inherited the log level and blocked on a full stderr pipe.
+    let chat = CHAT.path();
+    let grant = model_grant();
+    let start = std::time::Instant::now();
+    let out = Command::new(tabagent_tests::host_bin())
+        .args(["run", chat.to_str().unwrap(), "--model", &grant, "--", "--max-tokens", "4", "Hi"])
+        .env("TABAGENT_LOG", "trace")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "stderr tail: {}", tail(&text(&out.stderr)));
+    assert!(!text(&out.stdout).trim().is_empty());
+    assert!(text(&out.stderr).contains("TRACE"), "trace logs were on");
+    assert!(start.elapsed() < std::time::Duration::from_secs(60), "{:?}", start.elapsed());
+}
+
+fn tail(s: &str) -> &str {
+    let mut at = s.len().saturating_sub(2000);
+    while !s.is_char_boundary(at) {
+        at += 1;
+    }
+    &s[at..]
+}
+
+#[test]
 fn run_reads_the_prompt_from_stdin() {
     let chat = CHAT.path();
     let grant = model_grant();

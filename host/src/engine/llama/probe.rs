@@ -20,6 +20,9 @@ type FileKey = (PathBuf, u64, Option<SystemTime>);
 /// How long a probe may take before the file is refused.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The end of the child's output kept for the message.
+const KEPT_OUTPUT: usize = 8 << 10;
+
 /// A child-process load check.
 #[derive(Debug)]
 pub(crate) struct LoadProbe {
@@ -57,11 +60,33 @@ impl LoadProbe {
             .args(&self.args)
             .arg(path)
             .env("GGML_NO_BACKTRACE", "1")
+            // The child's own, quiet log level, whatever the parent's: its output is read only
+            // for the message of a refusal.
+            .env("TABAGENT_LOG", "warn,llama.cpp=off,wasmtime_wasi_nn=off")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start the load probe {}: {e}", self.program.display()))?;
+        // Drain the child's output while it runs (a full pipe would block it forever), keeping
+        // the end of it.
+        let drain = child.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut kept: Vec<u8> = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = e.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    kept.extend_from_slice(&buf[..n]);
+                    if kept.len() > 2 * KEPT_OUTPUT {
+                        kept.drain(..kept.len() - KEPT_OUTPUT);
+                    }
+                }
+                String::from_utf8_lossy(&kept).into_owned()
+            })
+        });
         let start = Instant::now();
         let status = loop {
             match child.try_wait() {
@@ -78,13 +103,9 @@ impl LoadProbe {
                 Err(e) => return Err(format!("the load probe failed: {e}")),
             }
         };
+        let stderr = drain.and_then(|d| d.join().ok()).unwrap_or_default();
         if status.success() {
             return Ok(());
-        }
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut stderr);
         }
         let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
         #[cfg(unix)]
@@ -108,7 +129,10 @@ impl LoadProbe {
 pub fn probe_model_file(path: &Path) -> Result<(), LlmError> {
     let backend = backend()?;
     let (model, why) =
-        capture_errors(|| LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()));
+        // On the CPU only: the probe checks the parser, not the device upload.
+        capture_errors(|| {
+            LlamaModel::load_from_file(backend, path, &LlamaModelParams::default().with_n_gpu_layers(0))
+        });
     let model = model.map_err(|e| {
         let why = why.unwrap_or_else(|| e.to_string());
         LlmError::runtime(format!("llama.cpp could not load {}: {why}", path.display()))
