@@ -11,36 +11,18 @@ Usage: batch_load.py --host-bin B --guest W --llama-server L --model M --threads
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import threading
 import time
 
 import httpx
+from local_servers import free_port, wait_health
 from md_section import write_section
 from serve_load import one, rss_mib
 
 SECTION = "## Many guests on one model: continuous batching"
 COUNTS = [1, 2, 4, 8]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_health(url, seconds=60):
-    until = time.time() + seconds
-    while time.time() < until:
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not get ready")
 
 
 def streams(url, n, rounds, max_tokens):

@@ -17,34 +17,16 @@ Usage: remote_load.py --host-bin B --guest W --llama-server L --model M [--reque
 import argparse
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 
 import httpx
+from local_servers import free_port, wait_health
 from md_section import write_section
 
 SECTION = "## Remote engine: one model over two llama-server endpoints"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_health(url, seconds=60):
-    until = time.time() + seconds
-    while time.time() < until:
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not get ready")
 
 
 class Endpoint:

@@ -210,7 +210,7 @@ impl<'m> Batcher<'m> {
     pub fn drop_session(&mut self, id: SeqId) {
         if let Some(i) = self.running.iter().position(|j| j.session == id) {
             let job = self.running.swap_remove(i);
-            finish(self.model, job, FinishReason::Cancelled);
+            finish(job, FinishReason::Cancelled);
         }
         // A generation still waiting ends as cancelled too, as if it had started.
         let (gone, kept): (VecDeque<Request>, VecDeque<Request>) =
@@ -516,7 +516,7 @@ impl<'m> Batcher<'m> {
         ended.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
         for (k, reason) in ended {
             let job = self.running.swap_remove(k);
-            finish(self.model, job, reason);
+            finish(job, reason);
         }
     }
 }
@@ -549,7 +549,7 @@ fn deadline_error() -> LlmError {
     LlmError::ResourceExhausted("the guest's deadline passed during generation".into())
 }
 
-fn finish(_model: &LlamaModel, mut job: Job, reason: FinishReason) {
+fn finish(mut job: Job, reason: FinishReason) {
     let rest = job.out.finish();
     if job.pieces && !rest.is_empty() {
         let _ = job.events.send(StreamEvent::Piece(rest));
