@@ -27,10 +27,17 @@ def rss_mib(pid):
     return float("nan")
 
 
-def one(client, url, i, max_tokens):
+PROMPT = "Write one sentence about topic number {}."
+
+
+def one(client, url, i, max_tokens, counts_end_token=False, last_out=None, prompt=PROMPT):
+    """One streamed chat: (latency s, time to first content s, generated tokens). Tokens are
+    counted as the host counts them: llama-server also counts the end-of-generation token it
+    sampled (`counts_end_token`), which is taken off when the reply ended by itself. When
+    `last_out` is a list, the time of the last content chunk (from the start) is appended."""
     body = {
         "model": "smollm2",
-        "messages": [{"role": "user", "content": f"Write one sentence about topic number {i % 25}."}],
+        "messages": [{"role": "user", "content": prompt.format(i % 25)}],
         "max_tokens": max_tokens,
         "temperature": 0,
         "stream": True,
@@ -38,7 +45,9 @@ def one(client, url, i, max_tokens):
     }
     t0 = time.perf_counter()
     ttft = None
+    last = None
     tokens = 0
+    finish = None
     with client.stream("POST", url + "/v1/chat/completions", json=body) as r:
         if r.status_code != 200:
             r.read()
@@ -50,12 +59,19 @@ def one(client, url, i, max_tokens):
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
             for c in chunk.get("choices", []):
-                if ttft is None and c.get("delta", {}).get("content"):
-                    ttft = time.perf_counter() - t0
+                if c.get("delta", {}).get("content"):
+                    last = time.perf_counter() - t0
+                    if ttft is None:
+                        ttft = last
+                finish = c.get("finish_reason") or finish
+    if counts_end_token and finish == "stop" and tokens > 0:
+        tokens -= 1
+    if last_out is not None:
+        last_out.append(last if last is not None else time.perf_counter() - t0)
     return time.perf_counter() - t0, ttft, tokens
 
 
-def run(url, pid, requests, workers, max_tokens):
+def run(url, pid, requests, workers, max_tokens, counts_end_token=False):
     # A connection per request, the same for every server (keep-alive races with a server
     # closing idle connections would count as failures that are the client's).
     client = httpx.Client(timeout=300, headers={"Connection": "close"})
@@ -82,7 +98,7 @@ def run(url, pid, requests, workers, max_tokens):
             if i == requests // 2:
                 rss_mid[0] = rss_mib(pid)
             try:
-                r = one(client, url, i, max_tokens)
+                r = one(client, url, i, max_tokens, counts_end_token)
                 with lock:
                     results.append(r)
             except Exception as e:  # noqa: BLE001 - every failure is counted and shown
@@ -129,7 +145,7 @@ def markdown(rows, args):
         f"{args.requests} streamed chat completions (greedy, `max_tokens` {args.max_tokens}, 25 different prompts) "
         f"from {args.workers} concurrent workers (Python `httpx`, a connection per request), after {args.workers} concurrent warm-up requests; each server "
         f"serves the same model and requests in the same run, one after the other. Latency is the whole "
-        f"request; time to first token is to the first content chunk. Memory is the server's resident "
+        f"request; time to first token is to the first content chunk; generated tokens are counted as the host counts them (llama-server's usage also counts the end-of-generation token, taken off here). Memory is the server's resident "
         f"set after the warm-up, half-way and after the run."
     )
     out.append("")
@@ -173,7 +189,8 @@ def main():
     rows = []
     for spec in args.server:
         name, url, pid = spec.rsplit("=", 2)
-        r = run(url, int(pid), args.requests, args.workers, args.max_tokens)
+        # llama-server's usage counts the end-of-generation token too; the host's does not.
+        r = run(url, int(pid), args.requests, args.workers, args.max_tokens, "llama-server" in name)
         print(name, json.dumps(r))
         rows.append((name, r))
     md = markdown(rows, args)

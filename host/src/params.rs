@@ -181,7 +181,7 @@ impl SessionRequest {
                 "threads {threads} must be between 1 and the {hw_threads} hardware threads of this host"
             )));
         }
-        Ok(SessionOptions { context_size, batch_size, threads })
+        Ok(SessionOptions { context_size, batch_size, threads, cache_scope: None })
     }
 
     /// The session's seed: the one asked for, or a fresh random one.

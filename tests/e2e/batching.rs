@@ -14,6 +14,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use tabagent_host::engine::llama::LlamaEngine;
 use tabagent_host::engine::{Engine, LoadOptions, SessionOptions};
+use tabagent_host::params::LoadRequest;
 use tabagent_host::runtime::{Host, HostOptions};
 use tabagent_host::source::ResolvedModel;
 use tabagent_tests::{json_of, model_path, run_json, run_on, smollm2};
@@ -162,9 +163,76 @@ fn a_session_larger_than_a_sequences_share_of_the_cache_is_refused() {
     let engine = LlamaEngine::new().with_parallel(2).with_kv_cache(1024);
     let model =
         engine.load(&ResolvedModel::unchecked(model_path()), &LoadOptions::default()).unwrap();
-    let options = |context_size| SessionOptions { context_size, batch_size: 512, threads: 2 };
+    let options = |context_size| SessionOptions {
+        context_size,
+        batch_size: 512,
+        threads: 2,
+        cache_scope: None,
+    };
     let e = model.new_session(&options(1024)).err().unwrap();
     assert_eq!(e.kind(), "resource-exhausted");
     assert!(e.message().contains("KV cache of 512 tokens per sequence"), "{e}");
     assert!(model.new_session(&options(512)).is_ok());
+}
+
+/// The usage of a stream run.
+fn cached_tokens(v: &Value) -> u64 {
+    v["runs"][0]["stream"]["outcome"]["usage"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{v}"))
+}
+
+/// The same component with a custom section added: other bytes, so another app to the host.
+fn other_component(path: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(path).unwrap();
+    let name = b"tabagent-test";
+    let payload = b"another component";
+    bytes.push(0); // custom section
+    bytes.push((1 + name.len() + payload.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    let out = dir.join("other.wasm");
+    std::fs::write(&out, bytes).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn instances_of_one_component_share_prompt_prefixes_and_other_components_do_not() {
+    let head = tokens_of(PROMPTS[0]);
+    let mut longer = head.clone();
+    longer.extend(&tokens_of(" in the fifteenth century")[1..]);
+    // The solo text of the longer prompt, on a host that has cached nothing.
+    let fresh = Host::with_options(Arc::new(LlamaEngine::new()), HostOptions::default()).unwrap();
+    let solo = run_on(&fresh, GENERATE, smollm2(), &[&request(&longer, 24).to_string()]).await;
+    let solo = json_of(GENERATE, &solo);
+    assert_eq!(cached_tokens(&solo), 0);
+
+    let engine = Arc::new(LlamaEngine::new().with_parallel(2).with_kv_cache(1024));
+    let host = Host::with_options(engine, HostOptions::default()).unwrap();
+    // Kept loaded between the runs, as `serve` keeps its models.
+    let source = smollm2().remove("smollm2").unwrap();
+    let _kept = host.registry().load_request(&source, LoadRequest::default()).unwrap();
+    let first = run_on(&host, GENERATE, smollm2(), &[&request(&head, 8).to_string()]).await;
+    assert_eq!(cached_tokens(&json_of(GENERATE, &first)), 0);
+    // Another instance of the same component: its prompt's head is read from the first's cache,
+    // and what it generates is what it generates alone.
+    let second = run_on(&host, GENERATE, smollm2(), &[&request(&longer, 24).to_string()]).await;
+    let second = json_of(GENERATE, &second);
+    assert!(cached_tokens(&second) >= head.len() as u64, "{second}");
+    assert_eq!(generated(&second), generated(&solo));
+    // Another component with the same prompt starts from nothing.
+    let dir = std::env::temp_dir().join(format!("tabagent-scope-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let other = host.load_command(&other_component(&GENERATE.path(), &dir)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = tabagent_host::runtime::GuestConfig {
+        program: "generate".into(),
+        args: vec![request(&longer, 24).to_string()],
+        models: smollm2(),
+        ..Default::default()
+    };
+    let third = json_of(GENERATE, &host.run(&other, config).await.unwrap());
+    assert_eq!(cached_tokens(&third), 0, "{third}");
+    assert_eq!(generated(&third), generated(&solo));
 }

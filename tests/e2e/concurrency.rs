@@ -78,7 +78,12 @@ fn a_generation_keeps_producing_tokens_while_a_large_embed_runs() {
     let registry = Registry::new(Arc::new(LlamaEngine::new()));
     let model = registry.load(&ModelSource::File(model_path()), &LoadOptions::default()).unwrap();
     let session = model
-        .new_session(&SessionOptions { context_size: 1024, batch_size: 512, threads: 2 })
+        .new_session(&SessionOptions {
+            context_size: 1024,
+            batch_size: 512,
+            threads: 2,
+            cache_scope: None,
+        })
         .unwrap();
     let params = SamplingParams {
         max_tokens: 400,

@@ -69,6 +69,10 @@ r2 = client.chat.completions.create(
     model="smollm2", messages=chat_messages(PROMPT), max_completion_tokens=MAX_TOKENS, temperature=0
 )
 assert r2.choices[0].message.content == EXPECTED
+# The same prompt again: read from what the first request left in the cache (all but its last
+# token, which is read again for its logits), with the same text.
+assert r2.usage.prompt_tokens_details.cached_tokens == r2.usage.prompt_tokens - 1, r2.usage
+assert r.usage.prompt_tokens_details.cached_tokens < r2.usage.prompt_tokens_details.cached_tokens
 
 # Streamed: the chunks join to the same text, and the last chunk carries the usage.
 chunks = list(

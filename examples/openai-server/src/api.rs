@@ -326,6 +326,7 @@ pub fn usage(u: &tabagent_guest::Usage) -> Value {
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.generated_tokens,
         "total_tokens": u.prompt_tokens + u.generated_tokens,
+        "prompt_tokens_details": { "cached_tokens": u.cached_tokens },
     })
 }
 

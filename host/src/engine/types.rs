@@ -144,6 +144,9 @@ pub struct SessionOptions {
     pub batch_size: u32,
     /// CPU threads.
     pub threads: u32,
+    /// Sessions of one scope may start from each other's cached prompt prefixes (the host gives
+    /// every instance of one component the same scope); `None` shares with no other session.
+    pub cache_scope: Option<u64>,
 }
 
 /// Sampling parameters, with every default resolved and validated.

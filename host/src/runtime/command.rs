@@ -6,7 +6,7 @@
 
 use super::error::RunError;
 use super::guest::{GuestConfig, RunOutcome};
-use super::store::{GuestState, new_store};
+use super::store::{GuestState, new_cache_scope, new_store};
 use crate::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 #[derive(Clone)]
 pub struct CommandApp {
     pre: CommandPre<GuestState>,
+    scope: u64,
 }
 
 impl CommandApp {
@@ -40,7 +41,7 @@ pub(super) fn prepare(
         .instantiate_pre(component)
         .and_then(CommandPre::new)
         .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
-    Ok(CommandApp { pre })
+    Ok(CommandApp { pre, scope: new_cache_scope() })
 }
 
 /// Run a command's `wasi:cli/run` export to the end in a new store.
@@ -51,7 +52,7 @@ pub(super) async fn run(
     app: &CommandApp,
     guest: GuestConfig,
 ) -> Result<RunOutcome, RunError> {
-    let (mut store, captured) = new_store(wasm, registry, fuel_counting, &guest)?;
+    let (mut store, captured) = new_store(wasm, registry, fuel_counting, &guest, app.scope)?;
     let command = app
         .pre
         .instantiate_async(&mut store)

@@ -8,7 +8,7 @@
 
 use super::error::RunError;
 use super::guest::GuestConfig;
-use super::store::{GuestState, new_store};
+use super::store::{GuestState, new_cache_scope, new_store};
 use crate::registry::Registry;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -28,6 +28,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 #[derive(Clone)]
 pub struct HttpApp {
     pre: ProxyPre<GuestState>,
+    scope: u64,
 }
 
 /// Prepare a compiled component to serve HTTP requests.
@@ -39,7 +40,7 @@ pub(super) fn prepare(
         .instantiate_pre(component)
         .and_then(ProxyPre::new)
         .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
-    Ok(HttpApp { pre })
+    Ok(HttpApp { pre, scope: new_cache_scope() })
 }
 
 /// How a request's guest ended, reported once its task is over.
@@ -184,7 +185,7 @@ where
     F: FnOnce(HttpEnd) + Send + 'static,
 {
     let end = EndGuard(Some(on_end));
-    let (mut store, _) = new_store(wasm, registry, fuel_counting, &guest)
+    let (mut store, _) = new_store(wasm, registry, fuel_counting, &guest, app.scope)
         .map_err(|e| HttpFailure::Guest(e.to_string()))?;
     let setup =
         |e: wasmtime::Error| HttpFailure::Guest(format!("cannot set up the request: {e:#}"));

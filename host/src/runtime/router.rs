@@ -5,7 +5,7 @@
 
 use super::error::RunError;
 use super::guest::GuestConfig;
-use super::store::{GuestState, new_store};
+use super::store::{GuestState, new_cache_scope, new_store};
 use crate::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,7 @@ pub struct Reply {
 #[derive(Clone)]
 pub struct RouterApp {
     pre: RouterExportsPre<GuestState>,
+    scope: u64,
 }
 
 /// Prepare a compiled component to serve messages.
@@ -53,7 +54,7 @@ pub(super) fn prepare(
         .instantiate_pre(component)
         .and_then(RouterExportsPre::new)
         .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
-    Ok(RouterApp { pre })
+    Ok(RouterApp { pre, scope: new_cache_scope() })
 }
 
 /// One instance of a message handler and its store, serving one peer.
@@ -73,7 +74,7 @@ impl RouterSession {
     ) -> Result<Self, RunError> {
         // The deadline is per call here, not for the whole session.
         let per_call = guest.sandbox.deadline.take();
-        let (mut store, _) = new_store(wasm, registry, fuel_counting, &guest)?;
+        let (mut store, _) = new_store(wasm, registry, fuel_counting, &guest, app.scope)?;
         guest.sandbox.deadline = per_call;
         // Instantiation (the component's start functions) has a call's deadline too.
         store.data_mut().set_call_deadline(per_call);

@@ -97,12 +97,21 @@ impl Captured {
     }
 }
 
-/// A new store for one run of `guest`, with its limits, deadline and fuel set.
+/// A scope of its own for a component just prepared: the instances of one prepared component
+/// share cached prompt prefixes, those of different ones never do.
+pub(super) fn new_cache_scope() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A new store for one run of `guest`, with its limits, deadline and fuel set; its sessions'
+/// cache scope is `cache_scope`, its component's.
 pub(super) fn new_store(
     wasm: &wasmtime::Engine,
     registry: &Arc<Registry>,
     fuel_counting: bool,
     guest: &GuestConfig,
+    cache_scope: u64,
 ) -> Result<(Store<GuestState>, Option<Captured>), RunError> {
     let mut wasi = WasiCtxBuilder::new();
     let mut argv =
@@ -139,6 +148,7 @@ pub(super) fn new_store(
     };
     let mut llm = LlmCtx::new(Arc::clone(registry), guest.models.clone(), guest.limits.clone());
     llm.allow_pulls(guest.allow_pull.clone());
+    llm.set_cache_scope(cache_scope);
     let wasm_deadline = guest.sandbox.deadline.and_then(|d| Instant::now().checked_add(d));
     if let Some(at) = wasm_deadline {
         llm.set_deadline(at);

@@ -125,11 +125,12 @@ impl wit::HostSession for LlmView<'_> {
             threads: options.threads,
             seed: options.seed,
         };
-        let resolved = request.resolve(
+        let mut resolved = request.resolve(
             m.info().context_length,
             &self.ctx.limits,
             self.ctx.models.registry().default_threads(),
         )?;
+        resolved.cache_scope = self.ctx.cache_scope;
         let ticket = self.ctx.models.session_ticket(&self.table.get(&model)?.0)?;
         let engine_model = Arc::clone(&m);
         let session = blocking(move || engine_model.new_session(&resolved)).await?;

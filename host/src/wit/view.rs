@@ -50,6 +50,7 @@ pub struct LlmCtx {
     resources: usize,
     pub(super) deadline: Option<std::time::Instant>,
     pub(super) allow_pull: Vec<String>,
+    pub(super) cache_scope: Option<u64>,
 }
 
 impl LlmCtx {
@@ -65,7 +66,15 @@ impl LlmCtx {
             resources: 0,
             deadline: None,
             allow_pull: Vec::new(),
+            cache_scope: None,
         }
+    }
+
+    /// Let this guest's sessions start from cached prompt prefixes of other sessions of the
+    /// same `scope` (the host uses one scope per component, so instances of one app share and
+    /// different apps never see each other's cache, nor its timing).
+    pub fn set_cache_scope(&mut self, scope: u64) {
+        self.cache_scope = Some(scope);
     }
 
     /// Let the guest pull from the hub repositories matching `patterns` (`*` matches any run

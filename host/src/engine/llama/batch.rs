@@ -10,10 +10,18 @@
 //! order; past [`MAX_WAITING`] it is refused. An idle session's cache is kept for its next
 //! prompt until its slot is needed (least recently used first).
 //!
-//! The cache is split per sequence rather than unified: in the bundled llama.cpp a unified cache
-//! whose freed cells are refilled by another sequence's prompt makes the running sequences'
-//! attention come out wrong (their greedy text parts from the solo run where the top two logits
-//! were 0.1–0.2 apart); with a stream per sequence every stream's text equals its solo run.
+//! Prompt prefixes are shared within a cache scope (the host gives each component its own): a
+//! dropped session's slot keeps its tokens, and a new session of the same scope takes the free
+//! slot holding the longest prefix of its prompt and reads only the rest (a chat server's
+//! requests share their template's head and the conversation so far). A session of another
+//! scope, or of none, finds the slot cleared.
+//!
+//! The cache is split per sequence rather than unified. With a unified cache llama.cpp attends
+//! over all sequences' cells in one kernel call, which sums in another order than a sequence's
+//! solo run: greedy texts part from their solo runs where the top two logits were 0.03–0.2
+//! apart (with flash attention on or off). With a stream per sequence each sequence's
+//! arithmetic is that of its solo run, so its text is the same; the price is that llama.cpp
+//! decodes a batch in one pass per run of neighbouring sequence ids.
 
 use super::sampling::build_sampler;
 use super::scheduler::SeqId;
@@ -80,8 +88,11 @@ pub fn default_layout(model: &LlamaModel, sequences: u32) -> (u32, u32) {
 }
 
 struct Slot {
-    /// The session whose tokens these are.
+    /// The session whose tokens these are; `None` once it is dropped.
     owner: Option<SeqId>,
+    /// The cache scope of the sessions that made these tokens: another session of that scope
+    /// may start from them.
+    scope: Option<u64>,
     /// Tokens whose keys and values are in the cache for this sequence, in order.
     cached: Vec<LlamaToken>,
     last_used: Instant,
@@ -147,7 +158,12 @@ impl<'m> Batcher<'m> {
         let config = BatchConfig { sequences, ..config };
         let n_batch = config.batch.max(1);
         let slots = (0..sequences)
-            .map(|_| Slot { owner: None, cached: Vec::new(), last_used: Instant::now() })
+            .map(|_| Slot {
+                owner: None,
+                scope: None,
+                cached: Vec::new(),
+                last_used: Instant::now(),
+            })
             .collect();
         Self {
             model,
@@ -228,7 +244,12 @@ impl<'m> Batcher<'m> {
         if let Some(entry) = self.sessions.remove(&id)
             && let Some(slot) = entry.slot
         {
-            self.clear_slot(slot);
+            if entry.options.cache_scope.is_some() {
+                // Kept for the next session of its scope; any other clears it first.
+                self.slots[slot].owner = None;
+            } else {
+                self.clear_slot(slot);
+            }
         }
     }
 
@@ -242,13 +263,19 @@ impl<'m> Batcher<'m> {
                 s.cached.clear();
             }
         }
+        self.detach(slot);
         let s = &mut self.slots[slot];
-        if let Some(owner) = s.owner.take()
+        s.cached.clear();
+        s.scope = None;
+    }
+
+    /// Take a slot from its session (which then starts afresh in another slot, if it goes on).
+    fn detach(&mut self, slot: usize) {
+        if let Some(owner) = self.slots[slot].owner.take()
             && let Some(e) = self.sessions.get_mut(&owner)
         {
             e.slot = None;
         }
-        s.cached.clear();
     }
 
     /// Queue a generation. Errors that depend only on the request come back here.
@@ -305,41 +332,50 @@ impl<'m> Batcher<'m> {
                 let _ = req.events.send(StreamEvent::Failed(deadline_error()));
                 continue;
             }
-            let Some(slot) = self.slot_for(req.session) else {
+            let Some(slot) = self.slot_for(req.session, &req.prompt) else {
                 self.waiting.push_front(req);
                 return;
             };
             let n_ctx = self.sessions[&req.session].options.context_size as usize;
-            let reuse = self.slots[slot]
-                .cached
-                .iter()
-                .zip(&req.prompt)
-                .take_while(|(a, b)| a == b)
-                .count()
-                .min(req.prompt.len() - 1);
+            let reuse =
+                common_prefix(&self.slots[slot].cached, &req.prompt).min(req.prompt.len() - 1);
             // The prompt and `max_tokens` fit in the session's context, so in its slot.
             let max_new = (req.params.max_tokens as usize).min(n_ctx - req.prompt.len());
             self.start(req, slot, reuse, max_new);
         }
     }
 
-    /// The slot for a session: its own, a free one, or the least recently used idle one.
-    fn slot_for(&mut self, session: SeqId) -> Option<usize> {
+    /// The slot for a session: its own; else the free one holding the longest prefix of
+    /// `prompt` made by a session of the same cache scope, or the lowest free one (sequences
+    /// with neighbouring ids decode in one pass); else the least recently used idle one.
+    fn slot_for(&mut self, session: SeqId, prompt: &[LlamaToken]) -> Option<usize> {
         if let Some(s) = self.sessions.get(&session).and_then(|e| e.slot) {
             return Some(s);
         }
-        let slot = match self.slots.iter().position(|s| s.owner.is_none()) {
+        let scope = self.sessions.get(&session)?.options.cache_scope;
+        let shared = |s: &Slot| match scope {
+            Some(_) if s.scope == scope => common_prefix(&s.cached, prompt),
+            _ => 0,
+        };
+        let free = (0..self.slots.len())
+            .filter(|i| self.slots[*i].owner.is_none())
+            .max_by_key(|i| (shared(&self.slots[*i]), std::cmp::Reverse(*i)));
+        let slot = match free {
             Some(free) => free,
             None => {
                 let busy: Vec<usize> = self.running.iter().map(|j| j.slot).collect();
-                let lru = (0..self.slots.len())
+                (0..self.slots.len())
                     .filter(|i| !busy.contains(i))
-                    .min_by_key(|i| self.slots[*i].last_used)?;
-                self.clear_slot(lru);
-                lru
+                    .min_by_key(|i| self.slots[*i].last_used)?
             }
         };
+        if scope.is_some() && self.slots[slot].scope == scope {
+            self.detach(slot);
+        } else {
+            self.clear_slot(slot);
+        }
         self.slots[slot].owner = Some(session);
+        self.slots[slot].scope = scope;
         self.sessions.get_mut(&session).expect("registered").slot = Some(slot);
         Some(slot)
     }
@@ -570,4 +606,9 @@ fn finish(mut job: Job, reason: FinishReason) {
         usage,
     };
     let _ = job.events.send(StreamEvent::Done(summary));
+}
+
+/// How many tokens two sequences share from their start.
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
