@@ -24,5 +24,6 @@ mod limits;
 mod models;
 mod native_messaging;
 mod nn;
+mod probe;
 mod remote;
 mod serve;

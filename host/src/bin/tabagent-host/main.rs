@@ -4,6 +4,7 @@
 mod grants;
 mod hw;
 mod inspect;
+mod loading;
 mod models;
 mod native_messaging;
 mod out;
@@ -46,6 +47,21 @@ struct Cli {
     /// Use the Hugging Face cache only, never the network [env: HF_HUB_OFFLINE=1]
     #[arg(long, global = true)]
     offline: bool,
+    /// Load each new model file first in a child process, so that a file that crashes
+    /// llama.cpp crashes only the child: `auto` remembers verdicts across runs (in
+    /// TABAGENT_CACHE_DIR, else ~/.cache/tabagent) and probes a file again once it changes,
+    /// `always` probes each file in every run, `never` loads files in this process only (a
+    /// crashing file then takes the host down)
+    #[arg(long, global = true, value_enum, default_value_t = Probe::Auto)]
+    probe: Probe,
+}
+
+/// The `--probe` choices.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Probe {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Subcommand)]
@@ -144,7 +160,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.backends_dir.is_some() {
         backends.backends_dir = cli.backends_dir;
     }
-    let probe_args = probe_args(&backends);
+    let probe = (cli.probe, probe_args(&backends));
     llama::configure(backends)?;
     let mut hub_config = HubConfig::from_env();
     hub_config.offline |= cli.offline;
@@ -154,18 +170,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         llama::cpu_kernels()?;
     }
     match cli.command {
-        Command::Run(args) => run::run(*args, probing_engine(probe_args), Hub::new(hub_config)?),
-        Command::NativeMessaging(args) => native_messaging::native_messaging(
-            *args,
-            probing_engine(probe_args),
-            Hub::new(hub_config)?,
-        ),
-        Command::Serve(args) => {
-            serve::serve(*args, probing_engine(probe_args), Hub::new(hub_config)?)
+        Command::Run(args) => run::run(*args, probing_engine(&probe), Hub::new(hub_config)?),
+        Command::NativeMessaging(args) => {
+            native_messaging::native_messaging(*args, probing_engine(&probe), Hub::new(hub_config)?)
         }
+        Command::Serve(args) => serve::serve(*args, probing_engine(&probe), Hub::new(hub_config)?),
         Command::Pull(args) => pull::pull(args, &Hub::new(hub_config)?).map(|()| ExitCode::SUCCESS),
         Command::Models { command } => {
-            models::models(command, &Hub::new(hub_config)?, probing_engine(probe_args))
+            models::models(command, &Hub::new(hub_config)?, probing_engine(&probe))
                 .map(|()| ExitCode::SUCCESS)
         }
         Command::Hw { json } => hw::hw(json).map(|()| ExitCode::SUCCESS),
@@ -177,7 +189,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             // A header-only inspect needs neither llama.cpp nor a usable hub cache.
             let kernels = llama::cpu_kernels().map(|k| k.variant.clone()).ok();
             let hub = Hub::new(hub_config).ok();
-            let engine = probing_engine(probe_args);
+            let engine = probing_engine(&probe);
             inspect::inspect(&model, json, load, engine, hub.as_ref(), kernels.as_deref())
                 .map(|()| ExitCode::SUCCESS)
         }
@@ -196,10 +208,29 @@ fn probe_args(backends: &BackendConfig) -> Vec<String> {
     args
 }
 
-/// The llama.cpp engine, probing each new model file in a child `tabagent-host probe-model`.
-fn probing_engine(probe_args: Vec<String>) -> LlamaEngine {
+/// The llama.cpp engine, probing each new model file in a child `tabagent-host probe-model`
+/// (unless `--probe never`), showing long loads on a terminal.
+fn probing_engine(probe: &(Probe, Vec<String>)) -> LlamaEngine {
+    let engine = probe_engine(probe);
+    match loading::load_progress() {
+        Some(progress) => engine.with_load_progress(progress),
+        None => engine,
+    }
+}
+
+/// The engine `--probe` asks for.
+fn probe_engine((mode, args): &(Probe, Vec<String>)) -> LlamaEngine {
+    let mode = match mode {
+        Probe::Never => return LlamaEngine::new(),
+        Probe::Auto => llama::ProbeMode::Auto,
+        Probe::Always => llama::ProbeMode::Always,
+    };
     match std::env::current_exe() {
-        Ok(exe) => LlamaEngine::with_probe(exe, probe_args),
+        Ok(exe) => {
+            let mut config = llama::ProbeConfig::new(exe, args.clone());
+            config.mode = mode;
+            LlamaEngine::with_probe_config(config)
+        }
         Err(e) => {
             tracing::warn!("cannot find this executable ({e}); loading models without a probe");
             LlamaEngine::new()

@@ -3,7 +3,8 @@
 //! - [`backend`]: the one process-wide backend;
 //! - [`log`]: llama.cpp's log, and the capture of the errors it logs during a call;
 //! - [`cpu_variants`]: ggml's CPU kernels, picked for this CPU when the backend starts;
-//! - [`probe`]: new model files loaded first in a child process;
+//! - [`probe`]: new model files loaded first in a child process, its verdicts kept across
+//!   runs by `verdicts`;
 //! - `scheduler`: per model, the thread that owns every llama.cpp context of that model;
 //! - [`batch`]: the model's one shared context, every session a sequence of it, decoded in
 //!   one batch per step;
@@ -20,10 +21,12 @@ pub mod log;
 pub mod probe;
 mod sampling;
 mod scheduler;
+mod verdicts;
 
 pub use backend::{backend, configure, cpu_kernels};
-pub use probe::probe_model_file;
+pub use probe::{ProbeConfig, ProbeMode, probe_model_file};
 pub use sampling::fold_seed;
+pub use verdicts::host_cache_dir;
 
 use self::probe::LoadProbe;
 use self::scheduler::{Command, SeqId};
@@ -42,11 +45,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender, SyncSender};
 
+/// Told of a model load's progress, on the loading thread: the file and the fraction read
+/// (0.0 to 1.0). It should return at once; the load waits for it.
+pub type LoadProgressFn = dyn Fn(&Path, f32) + Send + Sync;
+
+/// A [`LoadProgressFn`] held by the engine.
+#[derive(Clone)]
+struct LoadProgress(Arc<LoadProgressFn>);
+
+impl std::fmt::Debug for LoadProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoadProgress")
+    }
+}
+
 /// The llama.cpp engine.
 #[derive(Debug, Default, Clone)]
 pub struct LlamaEngine {
     probe: Option<Arc<LoadProbe>>,
     batch: batch::BatchConfig,
+    progress: Option<LoadProgress>,
 }
 
 impl LlamaEngine {
@@ -57,9 +75,26 @@ impl LlamaEngine {
 
     /// An engine that first loads each new model file in a child process (`program args… PATH`,
     /// which must run [`probe_model_file`] and exit 0), so that a file that crashes llama.cpp
-    /// takes down only the child. Verdicts are kept per file (path, size, modification time).
+    /// takes down only the child. Verdicts are kept in memory and under the host's cache
+    /// folder, per file and its content ([`ProbeConfig::new`]).
     pub fn with_probe(program: PathBuf, args: Vec<String>) -> Self {
-        Self { probe: Some(Arc::new(LoadProbe::new(program, args))), ..Self::default() }
+        Self::with_probe_config(ProbeConfig::new(program, args))
+    }
+
+    /// An engine that probes new model files as `config` says.
+    pub fn with_probe_config(config: ProbeConfig) -> Self {
+        Self { probe: Some(Arc::new(LoadProbe::new(config))), ..Self::default() }
+    }
+
+    /// This engine, telling `progress` how each model load goes (llama.cpp's load progress).
+    pub fn with_load_progress(mut self, progress: Arc<LoadProgressFn>) -> Self {
+        self.progress = Some(LoadProgress(progress));
+        self
+    }
+
+    /// Probe processes this engine has started.
+    pub fn probes_started(&self) -> usize {
+        self.probe.as_ref().map_or(0, |p| p.started())
     }
 
     /// This engine with each model's KV cache sized to `cells` tokens, split evenly between its
@@ -103,10 +138,17 @@ impl Engine for LlamaEngine {
         if let Some(probe) = &self.probe {
             probe.check(path, resolved.file_size, resolved.modified)?;
         }
-        let params = LlamaModelParams::default()
+        let mut params = LlamaModelParams::default()
             .with_n_gpu_layers(options.gpu_layers)
             .with_use_mmap(options.use_mmap)
             .with_use_mlock(options.use_mlock);
+        if let Some(LoadProgress(progress)) = &self.progress {
+            let (progress, file) = (Arc::clone(progress), path.clone());
+            params = params.with_progress_callback(move |done| {
+                progress(&file, done);
+                true
+            });
+        }
         let (model, why) =
             log::capture_errors(|| LlamaModel::load_from_file(backend, path, &params));
         let model = model.map_err(|e| {
