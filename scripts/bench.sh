@@ -2,7 +2,8 @@
 # Benchmark guest-driven generation against a direct llama-cpp-2 loop (and llama.cpp's own
 # llama-bench, built by scripts/build-llama-tools.sh), then the CPU kernel variants against the
 # generic one and against a -march=native build (scripts/build-native-peer.sh), then many guests
-# on one model (continuous batching) against llama-server -np N --kv-unified; write
+# on one model (continuous batching) against llama-server -np N --kv-unified, then start-up
+# against llama-completion -n 1; write
 # docs/BENCHMARKS.md.
 # Usage: scripts/bench.sh [tabagent-bench options, e.g. --reps 7 --tokens 128]
 set -euo pipefail
@@ -24,3 +25,9 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
   --threads "$threads" --host-bin "$CARGO_TARGET_DIR/release/tabagent-host" \
   --guest "$CARGO_TARGET_DIR/wasm32-wasip2/release/openai_server.wasm" \
   --llama-server "$tools/bin/llama-server" --model "$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+# Start-up: one run to its first token against llama-completion -n 1.
+cargo build --release --locked --target wasm32-wasip2 -p chat
+"$python" benches/startup.py --write docs/BENCHMARKS.md --machine "$cpu, $(nproc) threads" \
+  --threads "$threads" --host-bin "$CARGO_TARGET_DIR/release/tabagent-host" \
+  --chat "$CARGO_TARGET_DIR/wasm32-wasip2/release/chat.wasm" \
+  --llama-completion "$tools/bin/llama-completion" --model "$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"

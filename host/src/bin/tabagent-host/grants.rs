@@ -67,7 +67,8 @@ pub struct GrantArgs {
     /// 4096 per sequence, at most a quarter of the available memory]
     #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(256..=1 << 24))]
     pub kv_cache: Option<u32>,
-    /// Generations of one local model decoded together in one batch; more wait [default: 4]
+    /// Generations of one local model decoded together in one batch; more wait [default: 1 for
+    /// run, 4 for serve and native-messaging]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub parallel: Option<u32>,
 }

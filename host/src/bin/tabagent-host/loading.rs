@@ -50,10 +50,10 @@ pub fn load_progress() -> Option<Arc<LoadProgressFn>> {
             load.shown = true;
         }
         load.bar.set_position((f64::from(done.clamp(0.0, 1.0)) * STEPS as f64) as u64);
-        if done >= 1.0 {
-            if let Some(load) = loads.remove(file) {
-                load.bar.finish_and_clear();
-            }
+        if done >= 1.0
+            && let Some(load) = loads.remove(file)
+        {
+            load.bar.finish_and_clear();
         }
     }))
 }

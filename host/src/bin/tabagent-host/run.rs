@@ -24,6 +24,9 @@ pub fn run(args: RunArgs, engine: LlamaEngine, hub: Hub) -> anyhow::Result<ExitC
     let program =
         args.app.file_stem().map_or_else(|| "app".into(), |s| s.to_string_lossy().into_owned());
     let guest = args.grants.guest(program, args.args, Stdio::Inherit)?;
+    // One app, most often one conversation: one sequence unless asked for more, since each
+    // costs its share of KV cache, allocated and cleared before the first token.
+    let engine = if args.grants.parallel.is_none() { engine.with_parallel(1) } else { engine };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
         let host = args.grants.host(engine, hub)?;
