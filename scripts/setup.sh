@@ -33,9 +33,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
-  rustup target add wasm32-wasip2
-fi
+# wasm32-wasip2 for the guests, wasm32-unknown-unknown for the host's chat-template sandbox.
+for t in wasm32-wasip2 wasm32-unknown-unknown; do
+  rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+done
 for c in rustfmt clippy; do
   rustup component list --installed | grep -q "^$c" || rustup component add "$c"
 done

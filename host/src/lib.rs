@@ -49,6 +49,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod server;
 pub mod source;
+pub mod template;
 pub mod wit;
 
 pub use error::{LlmError, LlmResult};

@@ -27,3 +27,4 @@ mod nn;
 mod probe;
 mod remote;
 mod serve;
+mod templates;

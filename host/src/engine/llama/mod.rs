@@ -260,18 +260,38 @@ impl Weights {
             .model
             .chat_template(None)
             .map_err(|_| LlmError::Unsupported("the model file has no chat template".into()))?;
-        let messages = messages
+        let llama_messages = messages
             .iter()
             .map(|m| {
                 LlamaChatMessage::new(m.role.clone(), m.content.clone())
                     .map_err(|_| LlmError::invalid("chat messages must not contain NUL characters"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.model.apply_chat_template(&template, &messages, add_assistant).map_err(|e| {
-            LlmError::Unsupported(format!(
-                "llama.cpp does not support this model's chat template: {e}"
-            ))
-        })
+        match self.model.apply_chat_template(&template, &llama_messages, add_assistant) {
+            Ok(text) => Ok(text),
+            // llama.cpp's matcher knows the common families; any other template is rendered
+            // as Jinja, as its authors wrote it.
+            Err(_) => {
+                let source = template.to_string().map_err(|_| {
+                    LlmError::Unsupported("the model's chat template is not UTF-8".into())
+                })?;
+                let text = |t: Option<TokenId>| {
+                    t.map(|t| {
+                        let bytes = self.model.vocab().detokenize(&to_llama(&[t]), false, true);
+                        String::from_utf8_lossy(&bytes).into_owned()
+                    })
+                    .unwrap_or_default()
+                };
+                let (bos, eos) = (text(self.info.bos_token), text(self.info.eos_token));
+                crate::template::ChatTemplate::new(source).render(&crate::template::TemplateInput {
+                    messages,
+                    add_generation_prompt: add_assistant,
+                    bos_token: &bos,
+                    eos_token: &eos,
+                    tools: None,
+                })
+            }
+        }
     }
 
     /// A prompt as tokens: text is tokenized with BOS and special tokens, a conversation goes

@@ -1,0 +1,162 @@
+//! Chat templates: the Jinja templates of five model families (and a tool-use fine-tune), as
+//! their model repositories publish them (`tests/templates/`), render byte for byte as Python's
+//! `jinja2` renders them with Hugging Face's conventions — with and without a system message,
+//! with and without tools, with a conversation's history and a generation prompt.
+
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use tabagent_host::engine::ChatMessage;
+use tabagent_host::template::{ChatTemplate, TemplateInput};
+use tabagent_tests::{python, repo_root};
+
+/// (file, beginning-of-sequence text, end-of-sequence text).
+const TEMPLATES: [(&str, &str, &str); 8] = [
+    ("smollm2-135m-instruct.jinja", "<|im_start|>", "<|im_end|>"),
+    ("llama-3.1-8b-instruct.jinja", "<|begin_of_text|>", "<|eot_id|>"),
+    ("llama-3.2-3b-instruct.jinja", "<|begin_of_text|>", "<|eot_id|>"),
+    ("gemma-2-2b-it.jinja", "<bos>", "<eos>"),
+    ("qwen2.5-7b-instruct.jinja", "", "<|im_end|>"),
+    ("mistral-nemo-instruct-2407.jinja", "<s>", "</s>"),
+    ("phi-3.5-mini-instruct.jinja", "<s>", "<|endoftext|>"),
+    ("hermes-3-llama-3.1-8b-tool-use.jinja", "<|begin_of_text|>", "<|im_end|>"),
+];
+
+const TOOLS: &str = r#"[{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city, now.", "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city, e.g. Paris"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}}}, {"type": "function", "function": {"name": "add", "description": "Add two numbers.", "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}}}]"#;
+
+fn msg(role: &str, content: &str) -> ChatMessage {
+    ChatMessage { role: role.into(), content: content.into() }
+}
+
+/// Python's rendering: `Ok(text)` or `Err(message)` when the template raised.
+fn reference(
+    template: &str,
+    messages: &[ChatMessage],
+    bos: &str,
+    eos: &str,
+    tools: Option<&str>,
+) -> Result<String, String> {
+    let req = json!({
+        "template": template,
+        "messages": messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect::<Vec<_>>(),
+        "add_generation_prompt": true,
+        "bos_token": bos,
+        "eos_token": eos,
+        "tools": tools,
+    });
+    let mut child = Command::new(python())
+        .arg(repo_root().join("tests/templates/render.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(req.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    match (v.get("ok"), v.get("error")) {
+        (Some(t), _) => Ok(t.as_str().unwrap().to_string()),
+        (_, Some(e)) => Err(e.as_str().unwrap().to_string()),
+        _ => panic!("{v}"),
+    }
+}
+
+#[test]
+fn model_templates_render_as_python_jinja2_renders_them() {
+    let conversations: Vec<(&str, Vec<ChatMessage>)> = vec![
+        ("one user turn", vec![msg("user", "What is the capital of France?")]),
+        (
+            "system and history",
+            vec![
+                msg("system", "You are terse."),
+                msg("user", "Hi there"),
+                msg("assistant", "Hello! How can I help?"),
+                msg("user", "Tell me a joke about \"quotes\" & <tags>.\nTwo lines."),
+            ],
+        ),
+        (
+            "history without system",
+            vec![msg("user", "2+2?"), msg("assistant", "4"), msg("user", "And 3+3?")],
+        ),
+    ];
+    let (mut compared, mut raised) = (0, 0);
+    for (file, bos, eos) in TEMPLATES {
+        let source =
+            std::fs::read_to_string(repo_root().join("tests/templates").join(file)).unwrap();
+        let template = ChatTemplate::new(source.clone());
+        for (what, messages) in &conversations {
+            for tools in [None, Some(TOOLS)] {
+                let expected = reference(&source, messages, bos, eos, tools);
+                let input = TemplateInput {
+                    messages,
+                    add_generation_prompt: true,
+                    bos_token: bos,
+                    eos_token: eos,
+                    tools,
+                };
+                let ours = template.render(&input);
+                let case = format!("{file}, {what}, tools: {}", tools.is_some());
+                match (&expected, &ours) {
+                    (Ok(e), Ok(o)) => assert_eq!(o, e, "{case}"),
+                    // A template that refuses a conversation (Gemma: no system role) refuses it
+                    // here too, with its own words.
+                    (Err(e), Err(o)) => {
+                        assert_eq!(o.kind(), "invalid-input", "{case}");
+                        assert!(o.to_string().contains(e.as_str()), "{case}: {o} vs {e}");
+                        raised += 1;
+                    }
+                    _ => panic!("{case}: python {expected:?}, host {ours:?}"),
+                }
+                compared += 1;
+            }
+        }
+    }
+    println!("{compared} renders compared, {raised} refused by the template on both sides");
+    assert!(raised < compared / 4, "most conversations render");
+}
+
+/// SmolLM2 with its template swapped for one of the same length that llama.cpp's built-in
+/// matcher does not know.
+fn model_with_template(template: &str) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(tabagent_tests::model_path()).unwrap();
+    let original =
+        std::fs::read_to_string(repo_root().join("tests/templates/smollm2-135m-instruct.jinja"))
+            .unwrap();
+    assert!(template.len() <= original.len());
+    let padded = format!("{template}{{#{}#}}", " ".repeat(original.len() - template.len() - 4));
+    assert_eq!(padded.len(), original.len());
+    let at = bytes.windows(original.len()).position(|w| w == original.as_bytes()).unwrap();
+    bytes[at..at + original.len()].copy_from_slice(padded.as_bytes());
+    let file = std::env::temp_dir().join(format!("tabagent-template-{}.gguf", std::process::id()));
+    std::fs::write(&file, bytes).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn a_template_llama_cpp_does_not_know_is_rendered_as_jinja_through_a_guest() {
+    use crate::guests::GENERATE;
+    use tabagent_host::engine::llama::LlamaEngine;
+    use tabagent_host::engine::{Engine, LoadOptions};
+    use tabagent_host::source::ResolvedModel;
+    let file = model_with_template(
+        "{% for m in messages %}<<{{ m['role'] }}>> {{ m['content'] | trim }}\n{% endfor %}\
+         {% if add_generation_prompt %}<<assistant>>{% endif %}",
+    );
+    let model =
+        LlamaEngine::new().load(&ResolvedModel::unchecked(&file), &LoadOptions::default()).unwrap();
+    let chat = [msg("system", "Be brief."), msg("user", "  Hi  ")];
+    let text = model.apply_chat_template(&chat, true).unwrap();
+    assert_eq!(text, "<<system>> Be brief.\n<<user>> Hi\n<<assistant>>");
+    // A guest's chat prompt goes through the same template.
+    let req = json!({
+        "prompt": {"chat": [{"role": "user", "content": "Hi"}]},
+        "options": {"temperature": 0.0, "max_tokens": 4},
+        "mode": "generate",
+    });
+    let grant = tabagent_tests::grant("smollm2", &file);
+    let out = tabagent_tests::run_json(GENERATE, grant, &[&req.to_string()]).await;
+    let usage = &out["runs"][0]["generate"]["ok"]["usage"];
+    let expected = model.tokenize("<<user>> Hi\n<<assistant>>", true, true).unwrap().len();
+    assert_eq!(usage["prompt_tokens"].as_u64(), Some(expected as u64), "{out}");
+    let _ = std::fs::remove_file(&file);
+}
