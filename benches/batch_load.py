@@ -106,7 +106,7 @@ def main():
             llama = subprocess.Popen(
                 [args.llama_server, "-m", args.model, "--host", "127.0.0.1", "--port", str(lport),
                  "-t", str(args.threads), "-np", str(n), "-kvu", "-c", str(4096 * n),
-                 "--no-webui", "--no-jinja"],
+                 "--no-webui", "--jinja"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 lurl = f"http://127.0.0.1:{lport}"

@@ -34,7 +34,7 @@ class Endpoint:
         self.name, self.port = name, free_port()
         self.log = os.path.join(log_dir, f"llama-server-{name}.log")
         self.cmd = [bin, "-m", model, "--host", "127.0.0.1", "--port", str(self.port), "-t", "1",
-                    "-c", str(4096 * slots), "-np", str(slots), "-kvu", "--no-jinja", "--no-webui"]
+                    "-c", str(4096 * slots), "-np", str(slots), "-kvu", "--jinja", "--no-webui"]
         self.proc = None
 
     def url(self):

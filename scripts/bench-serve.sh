@@ -22,9 +22,9 @@ wait_up() { for _ in $(seq 300); do curl -sf "$1/health" >/dev/null && return 0;
   --listen 127.0.0.1:18181 --model "smollm2=$model" --max-running "$workers" --parallel "$workers" >/dev/null 2>/tmp/bench-serve-tabagent.log &
 pids+=($!); tabagent_pid=$!
 # The same context per request as the host's sessions get (4096), for each of the workers, and
-# the same prompt text (llama.cpp's built-in template, as the host renders it; not Jinja).
+# the same prompt text (the file's Jinja chat template, as the host renders it).
 "$tools/bin/llama-server" -m "$model" --host 127.0.0.1 --port 18182 -t "$(nproc)" \
-  -c $((4096 * workers)) -np "$workers" --alias smollm2 --no-jinja >/tmp/bench-serve-llama.log 2>&1 &
+  -c $((4096 * workers)) -np "$workers" --alias smollm2 --jinja >/tmp/bench-serve-llama.log 2>&1 &
 pids+=($!); llama_pid=$!
 wait_up http://127.0.0.1:18181
 wait_up http://127.0.0.1:18182

@@ -131,6 +131,7 @@ impl LoadRequest {
             gpu_layers: self.gpu_layers.unwrap_or(if has_gpu { u32::MAX } else { 0 }),
             use_mmap: self.use_mmap.unwrap_or(true),
             use_mlock: self.use_mlock.unwrap_or(false),
+            chat_template: None,
         }
     }
 }

@@ -51,7 +51,13 @@ async fn tokenize_round_trips_and_the_template_is_chatml() {
         v["template"],
         "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
     );
-    assert_eq!(v["template_no_assistant"], "<|im_start|>user\nHi<|im_end|>\n");
+    // The file's own template, as Hugging Face renders it: without a system message of the
+    // conversation's, SmolLM2's adds its default one.
+    assert_eq!(
+        v["template_no_assistant"],
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging \
+         Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+    );
 }
 
 #[tokio::test]

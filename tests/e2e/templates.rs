@@ -160,3 +160,46 @@ async fn a_template_llama_cpp_does_not_know_is_rendered_as_jinja_through_a_guest
     assert_eq!(usage["prompt_tokens"].as_u64(), Some(expected as u64), "{out}");
     let _ = std::fs::remove_file(&file);
 }
+
+/// `tabagent-host run` of the chat example on Gemma 3 270M (a file without a chat template).
+fn chat_on_gemma(extra: &[&str]) -> (bool, String, String) {
+    let gemma = repo_root().join("models/gemma-3-270m-q4_k_m.gguf");
+    let out = Command::new(tabagent_tests::host_bin())
+        .args(["run", crate::guests::CHAT.path().to_str().unwrap()])
+        .arg("--model")
+        .arg(format!("gemma={}", gemma.display()))
+        .args(extra)
+        .args(["--", "--temperature", "0", "--max-tokens", "8", "What is the capital of France?"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn a_file_without_a_template_chats_with_one_the_user_names() {
+    // None in the file, none named: a clear error that says how, with the names.
+    let (ok, _, err) = chat_on_gemma(&[]);
+    assert!(!ok, "{err}");
+    assert!(err.contains("has no chat template") && err.contains("--chat-template"), "{err}");
+    assert!(err.contains("chatml, gemma, llama2, llama3, mistral, phi3, zephyr"), "{err}");
+    // A built-in name: Gemma's turns, 16 prompt tokens (BOS written by the template, once).
+    let (ok, reply, err) = chat_on_gemma(&["--chat-template", "gemma=gemma"]);
+    assert!(ok, "{err}");
+    assert!(!reply.trim().is_empty());
+    assert!(err.contains("prompt 16 tokens"), "{err}");
+    // The same template from a .jinja file gives the same reply.
+    let file = std::env::temp_dir().join(format!("tabagent-gemma-{}.jinja", std::process::id()));
+    let source =
+        tabagent_host::template::ChatTemplate::named("gemma").unwrap().source().to_string();
+    std::fs::write(&file, source).unwrap();
+    let (ok, again, err) =
+        chat_on_gemma(&["--chat-template", &format!("gemma={}", file.display())]);
+    let _ = std::fs::remove_file(&file);
+    assert!(ok, "{err}");
+    assert_eq!(again, reply);
+    // An unknown name is refused before anything runs, with the names.
+    let (ok, _, err) = chat_on_gemma(&["--chat-template", "gemma=vicuna-9000"]);
+    assert!(!ok && err.contains("the built-in ones are chatml, gemma"), "{err}");
+}

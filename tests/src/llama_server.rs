@@ -29,10 +29,9 @@ pub struct LlamaServer {
 }
 
 /// The options every test server gets: the test model, one thread, 2 slots of 2048 tokens, the
-/// built-in chat templates (as the host's engine uses; Jinja would render SmolLM2's default
-/// system prompt), embeddings with mean pooling. The KV cache is unified: in this release, with
+/// file's Jinja chat template (as the host renders it), embeddings with mean pooling. The KV cache is unified: in this release, with
 /// two slots and a split cache, a batch of several texts gets a wrong vector for the second.
-const BASE: &str = "-t 1 -c 4096 -np 2 -kvu --no-jinja --embeddings --pooling mean --no-webui --host 127.0.0.1 --no-warmup";
+const BASE: &str = "-t 1 -c 4096 -np 2 -kvu --jinja --embeddings --pooling mean --no-webui --host 127.0.0.1 --no-warmup";
 
 impl LlamaServer {
     /// Start one on a free port with the test model and `extra` options; waits until it is

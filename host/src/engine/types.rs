@@ -16,11 +16,13 @@ pub struct LoadOptions {
     pub use_mmap: bool,
     /// Lock the weights in RAM.
     pub use_mlock: bool,
+    /// A chat template (Jinja source) to use instead of the file's, as the user named it.
+    pub chat_template: Option<String>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { gpu_layers: 0, use_mmap: true, use_mlock: false }
+        Self { gpu_layers: 0, use_mmap: true, use_mlock: false, chat_template: None }
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Registry {
     hub: Option<Arc<Hub>>,
     slots: Mutex<HashMap<(ModelSource, LoadOptions), Slot>>,
     default_threads: u32,
+    /// Chat templates the user named for local models, by source.
+    chat_templates: Mutex<HashMap<ModelSource, String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,7 +63,14 @@ impl Registry {
             hub,
             slots: Mutex::new(HashMap::new()),
             default_threads: crate::hardware::default_threads(),
+            chat_templates: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Use `template` (Jinja source) as the chat template of the local model `source`, instead
+    /// of its file's, for every load of it from now on.
+    pub fn set_chat_template(&self, source: ModelSource, template: String) {
+        lock(&self.chat_templates).insert(source, template);
     }
 
     /// The hub guests pull through, if this registry has one.
@@ -82,16 +91,22 @@ impl Registry {
     /// Load a model, or share the weights already loaded from the same source with the same
     /// options. Blocks: resolving reads the file's header, and loading reads the weights.
     pub fn load(&self, source: &ModelSource, options: &LoadOptions) -> LlmResult<Arc<dyn Model>> {
-        let slot = {
+        let (slot, options) = {
             let mut slots = lock(&self.slots);
             prune(&mut slots);
             // Load options mean nothing to a remote model: one connection (and one pool of
             // endpoints) serves every guest granted it.
             let options = match source {
                 ModelSource::Remote(_) => LoadOptions::default(),
-                _ => options.clone(),
+                _ => {
+                    let mut options = options.clone();
+                    if options.chat_template.is_none() {
+                        options.chat_template = lock(&self.chat_templates).get(source).cloned();
+                    }
+                    options
+                }
             };
-            Arc::clone(slots.entry((source.clone(), options)).or_default())
+            (Arc::clone(slots.entry((source.clone(), options.clone())).or_default()), options)
         };
         let mut weights = lock(&slot);
         if let Some(model) = weights.as_ref().and_then(Weak::upgrade) {
@@ -101,7 +116,7 @@ impl Registry {
             ModelSource::Remote(spec) => RemoteEngine.connect(spec)?,
             _ => {
                 let resolved = self.resolver.resolve(source)?;
-                self.engine.load(&resolved, options)?
+                self.engine.load(&resolved, &options)?
             }
         };
         *weights = Some(Arc::downgrade(&model));

@@ -13,6 +13,7 @@ use tabagent_host::hub::{Hub, HubResolver, PullPolicy};
 use tabagent_host::registry::Registry;
 use tabagent_host::runtime::{GuestConfig, Host, HostOptions, Stdio};
 use tabagent_host::source::ModelSource;
+use tabagent_host::template::ChatTemplate;
 
 #[derive(Args, Clone)]
 pub struct GrantArgs {
@@ -20,6 +21,11 @@ pub struct GrantArgs {
     /// for a model of the Hugging Face cache (repeatable)
     #[arg(long = "model", short = 'm', value_name = "NAME=PATH|REPO")]
     pub models: Vec<String>,
+    /// The chat template of a granted model, instead of its file's (or for a file without one):
+    /// NAME=TEMPLATE, TEMPLATE a built-in name (chatml, gemma, llama2, llama3, mistral, phi3,
+    /// zephyr), a .jinja file, or a Jinja string (repeatable)
+    #[arg(long = "chat-template", value_name = "NAME=TEMPLATE")]
+    pub chat_templates: Vec<String>,
     /// Grant a model as a standard wasi:nn graph (encoding ggml), loaded by name with
     /// graph.load-by-name: NAME=PATH or NAME=ORG/REPO[:FILE|:QUANT][@REV] (repeatable)
     #[arg(long = "nn-graph", value_name = "NAME=PATH|REPO")]
@@ -178,7 +184,39 @@ impl GrantArgs {
         };
         let resolver = HubResolver::new(Arc::new(hub), self.pull).with_trackers(Display::factory());
         let registry = Registry::with_hub(Arc::new(engine), resolver);
+        for (source, template) in self.chat_templates()? {
+            registry.set_chat_template(source, template);
+        }
         Ok(Host::with_registry(registry, options)?)
+    }
+
+    /// `--chat-template NAME=TEMPLATE`: the granted model's source and the template's Jinja.
+    fn chat_templates(&self) -> anyhow::Result<Vec<(ModelSource, String)>> {
+        if self.chat_templates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let grants = self.grants()?;
+        let mut out = Vec::new();
+        for spec in &self.chat_templates {
+            let Some((name, template)) = spec.split_once('=') else {
+                bail!("--chat-template {spec}: expected NAME=TEMPLATE");
+            };
+            let Some(source) = grants.models.get(name) else {
+                bail!("--chat-template {spec}: no model is granted as '{name}'");
+            };
+            let path = std::path::Path::new(template);
+            let jinja = if template.ends_with(".jinja") || path.is_file() {
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--chat-template {spec}: {e}"))?
+            } else {
+                ChatTemplate::named(template)
+                    .map_err(|e| anyhow::anyhow!("--chat-template {spec}: {}", e.message()))?
+                    .source()
+                    .to_string()
+            };
+            out.push((source.clone(), jinja));
+        }
+        Ok(out)
     }
 
     /// Make every local path absolute (model files, directories, the config file), so that the
@@ -192,6 +230,13 @@ impl GrantArgs {
                 && let Ok(ModelSource::File(_)) = ModelSource::parse(spec, std::path::Path::new(""))
             {
                 *m = format!("{name}={}", abs(spec)?);
+            }
+        }
+        for t in &mut self.chat_templates {
+            if let Some((name, file)) = t.split_once('=')
+                && (file.ends_with(".jinja") || std::path::Path::new(file).is_file())
+            {
+                *t = format!("{name}={}", abs(file)?);
             }
         }
         for d in &mut self.dirs {
@@ -235,6 +280,9 @@ impl GrantArgs {
         }
         for d in &self.dirs {
             push("--dir", d.clone());
+        }
+        for t in &self.chat_templates {
+            push("--chat-template", t.clone());
         }
         for e in &self.env {
             push("--env", e.clone());

@@ -15,6 +15,7 @@
 
 pub mod backend;
 pub mod batch;
+mod chat;
 pub mod cpu_variants;
 mod embed;
 pub mod log;
@@ -37,8 +38,8 @@ use crate::engine::{
 use crate::error::{LlmError, LlmResult};
 use crate::format::file_type_name;
 use crate::source::ResolvedModel;
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -158,6 +159,7 @@ impl Engine for LlamaEngine {
         let offload = if self.gpus().is_empty() { 0 } else { options.gpu_layers };
         let file_size = std::fs::metadata(path).map_or(resolved.file_size, |m| m.len());
         let info = read_info(&model, file_size, offload);
+        let chat = chat::ChatFormat::new(&model, options.chat_template.as_deref());
         let model = Arc::new(model);
         let (tx, rx) = mpsc::channel();
         let worker_model = Arc::clone(&model);
@@ -167,7 +169,7 @@ impl Engine for LlamaEngine {
             .spawn(move || scheduler::run(worker_model, backend, config, rx))
             .map_err(|e| LlmError::runtime(format!("cannot start scheduler thread: {e}")))?;
         Ok(Arc::new(LlamaModelHandle {
-            weights: Arc::new(Weights { model, info, sessions: AtomicUsize::new(0) }),
+            weights: Arc::new(Weights { model, info, chat, sessions: AtomicUsize::new(0) }),
             tx,
         }))
     }
@@ -233,6 +235,7 @@ fn read_info(model: &LlamaModel, file_size: u64, gpu_layers: u32) -> ModelInfo {
 struct Weights {
     model: Arc<LlamaModel>,
     info: ModelInfo,
+    chat: chat::ChatFormat,
     /// Sessions alive over these weights.
     sessions: AtomicUsize,
 }
@@ -256,42 +259,7 @@ impl Weights {
         messages: &[ChatMessage],
         add_assistant: bool,
     ) -> LlmResult<String> {
-        let template = self
-            .model
-            .chat_template(None)
-            .map_err(|_| LlmError::Unsupported("the model file has no chat template".into()))?;
-        let llama_messages = messages
-            .iter()
-            .map(|m| {
-                LlamaChatMessage::new(m.role.clone(), m.content.clone())
-                    .map_err(|_| LlmError::invalid("chat messages must not contain NUL characters"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        match self.model.apply_chat_template(&template, &llama_messages, add_assistant) {
-            Ok(text) => Ok(text),
-            // llama.cpp's matcher knows the common families; any other template is rendered
-            // as Jinja, as its authors wrote it.
-            Err(_) => {
-                let source = template.to_string().map_err(|_| {
-                    LlmError::Unsupported("the model's chat template is not UTF-8".into())
-                })?;
-                let text = |t: Option<TokenId>| {
-                    t.map(|t| {
-                        let bytes = self.model.vocab().detokenize(&to_llama(&[t]), false, true);
-                        String::from_utf8_lossy(&bytes).into_owned()
-                    })
-                    .unwrap_or_default()
-                };
-                let (bos, eos) = (text(self.info.bos_token), text(self.info.eos_token));
-                crate::template::ChatTemplate::new(source).render(&crate::template::TemplateInput {
-                    messages,
-                    add_generation_prompt: add_assistant,
-                    bos_token: &bos,
-                    eos_token: &eos,
-                    tools: None,
-                })
-            }
-        }
+        self.chat.apply(&self.model, messages, add_assistant)
     }
 
     /// A prompt as tokens: text is tokenized with BOS and special tokens, a conversation goes
@@ -305,7 +273,10 @@ impl Weights {
             }
             Prompt::Chat(m) => {
                 let text = self.apply_chat_template(&m, true)?;
-                self.tokenize(&text, true, true)?
+                // A template that writes the BOS token itself (Llama 3's does) gets no second.
+                let bos = self.chat.bos();
+                let add_bos = bos.is_empty() || !text.starts_with(bos);
+                self.tokenize(&text, add_bos, true)?
             }
         };
         Ok(to_llama(&tokens))
