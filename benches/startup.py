@@ -21,9 +21,12 @@ from md_section import write_section
 
 SECTION = "## Start-up: one run to its first token"
 PROMPT = "Hi"
-# SmolLM2's chat template around the prompt: the text the chat example's `apply-chat-template`
-# makes, so that llama-completion reads the same tokens.
-TEMPLATED = f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
+# SmolLM2's chat template around the prompt (with the default system message it adds): the
+# text the chat example's chat prompt renders, so that llama-completion reads the same tokens.
+TEMPLATED = (
+    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+    f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
+)
 
 
 def timed(cmd, env=None):

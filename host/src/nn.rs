@@ -13,7 +13,7 @@
 //! links `wasi:nn` only when it was created for guests with graphs (`HostOptions::nn`).
 //! `graph.load` from bytes is refused: graphs come from the user's grants only.
 
-use crate::engine::{Model, Prompt, StreamEvent};
+use crate::engine::{Constraint, Model, Prompt, StreamEvent};
 use crate::error::LlmError;
 use crate::params::{LlmLimits, SamplingRequest, SessionRequest};
 use std::collections::HashMap;
@@ -162,6 +162,10 @@ struct Options {
     stop: Option<Vec<String>>,
     /// A stop sequence (WasmEdge's name).
     reverse_prompt: Option<String>,
+    /// A GBNF grammar the output must match.
+    grammar: Option<String>,
+    /// A JSON schema (an object) the output must match.
+    json_schema: Option<serde_json::Value>,
 }
 
 fn utf8(what: &str, t: &Tensor) -> Result<String, BackendError> {
@@ -189,6 +193,11 @@ fn requests(o: &Options) -> (SessionRequest, SamplingRequest) {
         repeat_window: o.repeat_last_n,
         seed: o.seed,
         stop,
+        constraint: match (&o.grammar, &o.json_schema) {
+            (Some(g), _) => Some(Constraint::Grammar(g.clone())),
+            (None, Some(s)) => Some(Constraint::JsonSchema(s.to_string())),
+            (None, None) => None,
+        },
     };
     (session, sampling)
 }

@@ -4,7 +4,7 @@
 //! request types from its own wire format and calls the same `resolve`, so defaults and limits
 //! mean the same everywhere and bad values are refused before any engine sees them.
 
-use crate::engine::{ChatMessage, LoadOptions, Prompt, SamplingParams, SessionOptions};
+use crate::engine::{ChatMessage, Constraint, LoadOptions, Prompt, SamplingParams, SessionOptions};
 use crate::error::{LlmError, LlmResult};
 
 /// Limits on what one caller (a guest) may ask of the host.
@@ -223,7 +223,12 @@ pub struct SamplingRequest {
     pub seed: Option<u64>,
     /// Stop sequences: at most 16, each 1 to 256 bytes.
     pub stop: Vec<String>,
+    /// A grammar or JSON schema the output must match (at most 1 MiB).
+    pub constraint: Option<Constraint>,
 }
+
+/// Largest grammar or JSON schema, in bytes.
+pub const MAX_CONSTRAINT_BYTES: usize = 1 << 20;
 
 impl SamplingRequest {
     /// Resolve defaults (the seed from the session's) and check every value.
@@ -240,6 +245,7 @@ impl SamplingRequest {
             stop: self.stop,
             pieces: true,
             deadline: None,
+            constraint: self.constraint,
         };
         if p.max_tokens == 0 {
             return Err(LlmError::invalid("max-tokens must be at least 1"));
@@ -272,6 +278,21 @@ impl SamplingRequest {
             if s.is_empty() || s.len() > 256 {
                 return Err(LlmError::invalid("stop sequences must be 1 to 256 bytes long"));
             }
+        }
+        match &p.constraint {
+            Some(Constraint::Grammar(g) | Constraint::JsonSchema(g))
+                if g.len() > MAX_CONSTRAINT_BYTES =>
+            {
+                return Err(LlmError::invalid(format!(
+                    "a grammar or JSON schema may have at most {MAX_CONSTRAINT_BYTES} bytes"
+                )));
+            }
+            Some(Constraint::JsonSchema(s)) => {
+                if let Err(e) = serde_json::from_str::<serde_json::Value>(s) {
+                    return Err(LlmError::invalid(format!("the JSON schema is not JSON: {e}")));
+                }
+            }
+            _ => {}
         }
         Ok(p)
     }

@@ -97,6 +97,7 @@ fn a_generation_keeps_producing_tokens_while_a_large_embed_runs() {
         stop: Vec::new(),
         pieces: true,
         deadline: None,
+        constraint: None,
     };
     let sentence =
         "The quick brown fox jumps over the lazy dog while the river runs past the old mill. ";

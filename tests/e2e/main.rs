@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod cli_hub;
 mod concurrency;
+mod constraints;
 mod errors;
 mod fast;
 mod generation;

@@ -176,6 +176,17 @@ pub struct SamplingParams {
     pub pieces: bool,
     /// Stop with an error once this instant passes (the guest's deadline).
     pub deadline: Option<std::time::Instant>,
+    /// Output held to a formal language, if any.
+    pub constraint: Option<Constraint>,
+}
+
+/// A formal language the output must be in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Constraint {
+    /// A GBNF grammar (llama.cpp's grammar format), from its `root` rule.
+    Grammar(String),
+    /// A JSON schema, as JSON text: the output is one JSON value that matches it.
+    JsonSchema(String),
 }
 
 /// Why generation ended.

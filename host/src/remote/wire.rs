@@ -47,6 +47,20 @@ pub fn generation_request(
     if !stops.is_empty() {
         o.insert("stop".into(), json!(stops));
     }
+    // A schema in OpenAI's own form; a grammar in llama.cpp's server's (`grammar`, GBNF).
+    match &p.constraint {
+        Some(crate::engine::Constraint::JsonSchema(schema)) => {
+            let schema: serde_json::Value = serde_json::from_str(schema).unwrap_or_default();
+            o.insert(
+                "response_format".into(),
+                json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": true}}),
+            );
+        }
+        Some(crate::engine::Constraint::Grammar(g)) => {
+            o.insert("grammar".into(), json!(g));
+        }
+        None => {}
+    }
     (route, body)
 }
 
@@ -200,7 +214,21 @@ mod tests {
             stop: (0..6).map(|i| format!("s{i}")).collect(),
             pieces: true,
             deadline: None,
+            constraint: None,
         }
+    }
+
+    #[test]
+    fn constraints_go_as_response_format_or_grammar() {
+        let mut p = params();
+        p.constraint = Some(crate::engine::Constraint::JsonSchema(r#"{"type":"object"}"#.into()));
+        let (_, body) = generation_request(None, &Prompt::Text("x".into()), &p);
+        assert_eq!(body["response_format"]["json_schema"]["schema"], json!({"type": "object"}));
+        assert_eq!(body["response_format"]["type"], "json_schema");
+        p.constraint = Some(crate::engine::Constraint::Grammar("root ::= \"a\"".into()));
+        let (_, body) = generation_request(None, &Prompt::Text("x".into()), &p);
+        assert_eq!(body["grammar"], "root ::= \"a\"");
+        assert!(body.get("response_format").is_none());
     }
 
     #[test]

@@ -23,6 +23,7 @@ fn sampling(o: wit::SamplingOptions) -> SamplingRequest {
         repeat_window: o.repeat_window,
         seed: o.seed,
         stop: o.stop,
+        constraint: None,
     }
 }
 

@@ -26,8 +26,8 @@
 use super::sampling::build_sampler;
 use super::scheduler::SeqId;
 use crate::engine::{
-    FinishReason, GenerationSummary, OutputAssembler, SamplingParams, SessionOptions, StreamEvent,
-    Usage,
+    Constraint, FinishReason, GenerationSummary, OutputAssembler, SamplingParams, SessionOptions,
+    StreamEvent, Usage,
 };
 use crate::error::{LlmError, LlmResult};
 use llama_cpp_2::context::LlamaContext;
@@ -121,6 +121,8 @@ struct Job {
     max_new: usize,
     chunk: usize,
     sampler: LlamaSampler,
+    /// The output's grammar, apart from the chain (which reads the prompt too).
+    grammar: Option<LlamaSampler>,
     out: OutputAssembler,
     generated: Vec<LlamaToken>,
     events: UnboundedSender<StreamEvent>,
@@ -395,6 +397,17 @@ impl<'m> Batcher<'m> {
         s.cached.truncate(reuse);
         s.last_used = Instant::now();
         let mut sampler = build_sampler(&req.params, self.model.n_vocab());
+        let grammar = match &req.params.constraint {
+            Some(Constraint::Grammar(g)) => match super::grammar::sampler(self.model, g) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let _ = req.events.send(StreamEvent::Failed(e));
+                    return;
+                }
+            },
+            // The engine's generate turned a schema into its grammar already.
+            Some(Constraint::JsonSchema(_)) | None => None,
+        };
         let window = req.params.repeat_window as usize;
         sampler.accept_many(&req.prompt[req.prompt.len().saturating_sub(window)..]);
         let chunk = self.sessions[&req.session].options.batch_size.max(1) as usize;
@@ -406,6 +419,7 @@ impl<'m> Batcher<'m> {
             max_new,
             chunk,
             sampler,
+            grammar,
             out: OutputAssembler::new(&req.params.stop),
             generated: Vec::new(),
             events: req.events,
@@ -544,7 +558,10 @@ impl<'m> Batcher<'m> {
                 }
             }
             let Some(idx) = logits else { continue };
-            let token = job.sampler.sample(ctx, idx);
+            let token = match job.grammar.as_mut() {
+                Some(g) => super::grammar::sample(g, &mut job.sampler, ctx, idx),
+                None => job.sampler.sample(ctx, idx),
+            };
             ended.push((k, sample_step(self.model, job, token)));
         }
         let mut ended: Vec<(usize, FinishReason)> =

@@ -18,6 +18,7 @@ pub mod batch;
 mod chat;
 pub mod cpu_variants;
 mod embed;
+mod grammar;
 pub mod log;
 pub mod probe;
 mod sampling;
@@ -397,8 +398,14 @@ impl Session for LlamaSession {
         self.n_ctx
     }
 
-    fn generate(&self, prompt: Prompt, params: SamplingParams) -> LlmResult<GenerationStream> {
+    fn generate(&self, prompt: Prompt, mut params: SamplingParams) -> LlmResult<GenerationStream> {
         let prompt = self.weights.prompt_tokens(prompt)?;
+        // A grammar or schema is checked here, where the error can go back at once; the
+        // scheduler gets the grammar.
+        if let Some(c) = &params.constraint {
+            let gbnf = grammar::checked(&self.weights.model, c)?;
+            params.constraint = Some(crate::engine::Constraint::Grammar(gbnf));
+        }
         let (events, stream) = GenerationStream::channel();
         request(&self.tx, |reply| Command::Generate {
             id: self.id,
