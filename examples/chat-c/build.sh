@@ -12,7 +12,7 @@ cargo build --release --locked -q -p tabagent-c-tools --manifest-path "$root/Car
 tool="$CARGO_TARGET_DIR/release/tabagent-componentize-c"
 gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
-"$tool" bindings "$root/wit" tabagent:llm/app@0.1.0 "$gen"
+"$tool" bindings "$root/wit" tabagent:llm/app@0.2.0 "$gen"
 clang_bin="$(command -v clang)"
 # A reactor: the component's `wasi:cli/run` export is `exports_wasi_cli_run_run`, not `main`.
 "$clang_bin" --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -fuse-ld=lld \

@@ -8,8 +8,8 @@
 // interface's `error` variant ({ tag: 'not-granted', val: message }, …); they are printed as
 // `chat: <kind>: <message>`, exit code 1.
 
-import { Model, granted } from 'tabagent:llm/models@0.1.0';
-import { Session } from 'tabagent:llm/inference@0.1.0';
+import { Model, granted } from 'tabagent:llm/models@0.2.0';
+import { Session } from 'tabagent:llm/inference@0.2.0';
 import { getArguments } from 'wasi:cli/environment@0.2.12';
 import { exit, exitWithCode } from 'wasi:cli/exit@0.2.12';
 import { getStdin } from 'wasi:cli/stdin@0.2.12';

@@ -6,5 +6,5 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 out="$(realpath -m "${1:-$here/chat-js.wasm}")"
 componentize="$("$root/scripts/node-env.sh")"
-"$componentize" "$here/app.js" --wit "$root/wit" -n tabagent:llm/app@0.1.0 -o "$out" >&2
+"$componentize" "$here/app.js" --wit "$root/wit" -n tabagent:llm/app@0.2.0 -o "$out" >&2
 echo "$out"

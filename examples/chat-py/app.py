@@ -80,7 +80,7 @@ def chat(o):
     if o["system"] is not None:
         messages.append(models.ChatMessage("system", o["system"]))
     messages.append(models.ChatMessage("user", o["prompt"]))
-    session = inference.Session.create(model, inference.SessionOptions(None, None, None, None))
+    session = inference.Session.create(model, inference.SessionOptions(None, None, None, None, None))
     options = inference.SamplingOptions(
         max_tokens=o["max_tokens"],
         temperature=o["temperature"],
@@ -91,6 +91,8 @@ def chat(o):
         repeat_window=None,
         seed=o["seed"],
         stop=[],
+        grammar=None,
+        json_schema=None,
     )
     completion = session.stream(inference.Prompt_Chat(messages), options)
     while (piece := completion.next()) is not None:

@@ -7,5 +7,5 @@ root="$(cd "$here/../.." && pwd)"
 out="$(realpath -m "${1:-$here/chat-py.wasm}")"
 python="$("$root/scripts/python-env.sh")"
 cd "$here"
-"$(dirname "$python")/componentize-py" -d "$root/wit" -w tabagent:llm/app@0.1.0 componentize app -o "$out" >&2
+"$(dirname "$python")/componentize-py" -d "$root/wit" -w tabagent:llm/app@0.2.0 componentize app -o "$out" >&2
 echo "$out"

@@ -27,7 +27,7 @@ pub mod bindings {
         inline: "
             package tabagent:guest-sdk;
             world sdk {
-                include tabagent:llm/llm@0.1.0;
+                include tabagent:llm/llm@0.2.0;
                 import wasi:cli/exit@0.2.12;
             }
         ",
@@ -258,12 +258,13 @@ impl Model {
             batch_size: None,
             threads: None,
             seed: None,
+            chat_template: None,
         })
     }
 
     /// A new session with explicit options.
     pub fn session_with(&self, options: SessionOptions) -> Result<Session, Error> {
-        Ok(Session { raw: raw_inf::Session::create(&self.raw, options)? })
+        Ok(Session { raw: raw_inf::Session::create(&self.raw, &options)? })
     }
 
     /// Answer a conversation in a fresh session. Errors creating the session surface when the
@@ -298,6 +299,8 @@ pub fn default_sampling() -> raw_inf::SamplingOptions {
         repeat_window: None,
         seed: None,
         stop: Vec::new(),
+        grammar: None,
+        json_schema: None,
     }
 }
 
@@ -401,6 +404,19 @@ impl<'a> Request<'a> {
     /// Add a stop sequence.
     pub fn stop(mut self, s: impl Into<String>) -> Self {
         self.options.stop.push(s.into());
+        self
+    }
+
+    /// Hold the output to a GBNF grammar (llama.cpp's format, from its `root` rule).
+    pub fn grammar(mut self, gbnf: impl Into<String>) -> Self {
+        self.options.grammar = Some(gbnf.into());
+        self
+    }
+
+    /// Hold the output to a JSON schema (JSON text): the reply is one JSON value that
+    /// matches it.
+    pub fn json_schema(mut self, schema: impl Into<String>) -> Self {
+        self.options.json_schema = Some(schema.into());
         self
     }
 

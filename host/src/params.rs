@@ -147,6 +147,9 @@ pub struct SessionRequest {
     pub threads: Option<u32>,
     /// Default sampling seed of the session (default: random).
     pub seed: Option<u64>,
+    /// The chat template of the session's chat prompts: a built-in name or a Jinja string
+    /// (default: the model's).
+    pub chat_template: Option<String>,
 }
 
 impl SessionRequest {
@@ -182,7 +185,11 @@ impl SessionRequest {
                 "threads {threads} must be between 1 and the {hw_threads} hardware threads of this host"
             )));
         }
-        Ok(SessionOptions { context_size, batch_size, threads, cache_scope: None })
+        let chat_template = match &self.chat_template {
+            Some(t) => Some(crate::template::ChatTemplate::named(t)?.source().to_string()),
+            None => None,
+        };
+        Ok(SessionOptions { context_size, batch_size, threads, cache_scope: None, chat_template })
     }
 
     /// The session's seed: the one asked for, or a fresh random one.
@@ -307,10 +314,28 @@ mod tests {
     }
 
     #[test]
+    fn a_session_template_is_a_built_in_name_or_a_jinja_string() {
+        let limits = LlmLimits::default();
+        let named =
+            |t: &str| SessionRequest { chat_template: Some(t.into()), ..Default::default() };
+        let o = named("chatml").resolve(4096, &limits, 1).unwrap();
+        assert!(o.chat_template.unwrap().contains("<|im_start|>"));
+        let o = named("{{ messages[0].content }}").resolve(4096, &limits, 1).unwrap();
+        assert_eq!(o.chat_template.as_deref(), Some("{{ messages[0].content }}"));
+        let e = named("alpaca").resolve(4096, &limits, 1).unwrap_err();
+        assert_eq!(e.kind(), "invalid-input");
+        assert!(e.to_string().contains("chatml, gemma"), "{e}");
+    }
+
+    #[test]
     fn session_options_are_resolved_and_checked() {
         let limits = LlmLimits::default();
-        let opts =
-            |c, b, t| SessionRequest { context_size: c, batch_size: b, threads: t, seed: None };
+        let opts = |c, b, t| SessionRequest {
+            context_size: c,
+            batch_size: b,
+            threads: t,
+            ..Default::default()
+        };
         let d = opts(None, None, None).resolve(8192, &limits, 1).unwrap();
         assert_eq!((d.context_size, d.batch_size, d.threads), (4096, 512, 1));
         let small = opts(None, None, None).resolve(128, &limits, 1).unwrap();

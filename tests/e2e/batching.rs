@@ -168,6 +168,7 @@ fn a_session_larger_than_a_sequences_share_of_the_cache_is_refused() {
         batch_size: 512,
         threads: 2,
         cache_scope: None,
+        chat_template: None,
     };
     let e = model.new_session(&options(1024)).err().unwrap();
     assert_eq!(e.kind(), "resource-exhausted");

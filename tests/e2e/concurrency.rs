@@ -83,6 +83,7 @@ fn a_generation_keeps_producing_tokens_while_a_large_embed_runs() {
             batch_size: 512,
             threads: 2,
             cache_scope: None,
+            chat_template: None,
         })
         .unwrap();
     let params = SamplingParams {

@@ -156,8 +156,13 @@ fn an_invalid_grammar_or_schema_is_invalid_input_with_the_reason() {
     let model = LlamaEngine::new()
         .load(&ResolvedModel::unchecked(model_path()), &LoadOptions::default())
         .unwrap();
-    let options =
-        SessionOptions { context_size: 512, batch_size: 512, threads: 2, cache_scope: None };
+    let options = SessionOptions {
+        context_size: 512,
+        batch_size: 512,
+        threads: 2,
+        cache_scope: None,
+        chat_template: None,
+    };
     let session = model.new_session(&options).unwrap();
     let run = |c: Constraint| {
         let params =
@@ -195,4 +200,90 @@ async fn a_guest_with_an_invalid_grammar_gets_an_error_and_the_host_goes_on() {
         .await
         .unwrap();
     assert!(ab.len() == 3 && ab.chars().all(|c| c == 'a' || c == 'b'), "{ab:?}");
+}
+
+/// The `generate` guest's reply text, through `tabagent:llm` (sampling options' `grammar` and
+/// `json-schema`, session options' `chat-template`).
+async fn through_the_model_interface(model: &std::path::Path, req: Value) -> Value {
+    use crate::guests::GENERATE;
+    let grant = tabagent_tests::grant("m", model);
+    let mut req = req;
+    req["model"] = json!("m");
+    tabagent_tests::run_json(GENERATE, grant, &[&req.to_string()]).await
+}
+
+#[tokio::test]
+async fn the_model_interface_holds_output_to_a_schema_or_a_grammar() {
+    let schema: Value = serde_json::from_str(PERSON).unwrap();
+    let chat = json!([{"role": "user", "content": "Describe a fictional employee as JSON."}]);
+    let mut outputs = Vec::new();
+    for seed in 0..5u64 {
+        let v = through_the_model_interface(
+            &model_path(),
+            json!({"prompt": {"chat": chat}, "mode": "stream",
+                   "options": {"temperature": 1.0, "seed": seed, "max_tokens": 200, "json_schema": schema}}),
+        )
+        .await;
+        let outcome = &v["runs"][0]["stream"]["outcome"];
+        let pieces: String = v["runs"][0]["stream"]["pieces"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(outcome["text"].as_str().unwrap(), pieces, "streamed pieces make the text");
+        outputs.push(pieces);
+    }
+    let mut child = Command::new(python())
+        .arg(repo_root().join("tests/constraints/validate.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let req = json!({"schema": schema, "outputs": outputs});
+    child.stdin.take().unwrap().write_all(req.to_string().as_bytes()).unwrap();
+    let v: Value = serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(v["valid"], 5, "{}", v["failures"]);
+
+    let v = through_the_model_interface(
+        &model_path(),
+        json!({"prompt": {"text": "Arithmetic: "}, "mode": "generate",
+               "options": {"temperature": 1.0, "seed": 3, "max_tokens": 64, "grammar": ARITHMETIC}}),
+    )
+    .await;
+    let text = v["runs"][0]["generate"]["ok"]["text"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert!(is_arithmetic(text), "{text:?}");
+
+    // Both at once is refused.
+    let v = through_the_model_interface(
+        &model_path(),
+        json!({"prompt": {"text": "x"}, "mode": "generate",
+               "options": {"max_tokens": 4, "grammar": ARITHMETIC, "json_schema": schema}}),
+    )
+    .await;
+    assert_eq!(v["runs"][0]["generate"]["error"]["kind"], "invalid-input", "{v}");
+}
+
+#[tokio::test]
+async fn a_session_names_its_chat_template() {
+    // Gemma 3 270M has none in its file; the session names `gemma`.
+    let gemma = repo_root().join("models/gemma-3-270m-q4_k_m.gguf");
+    let v = through_the_model_interface(
+        &gemma,
+        json!({"prompt": {"chat": [{"role": "user", "content": "What is the capital of France?"}]},
+               "session": {"chat_template": "gemma"}, "mode": "generate",
+               "options": {"temperature": 0.0, "max_tokens": 4}}),
+    )
+    .await;
+    assert_eq!(v["runs"][0]["generate"]["ok"]["usage"]["prompt_tokens"], 16, "{v}");
+    // A template string works the same way.
+    let v = through_the_model_interface(
+        &gemma,
+        json!({"prompt": {"chat": [{"role": "user", "content": "Hi"}]}, "mode": "generate",
+               "session": {"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"},
+               "options": {"temperature": 0.0, "max_tokens": 2}}),
+    )
+    .await;
+    // "Hi" and the BOS the model adds: 2 tokens.
+    assert_eq!(v["runs"][0]["generate"]["ok"]["usage"]["prompt_tokens"], 2, "{v}");
 }

@@ -14,6 +14,7 @@ import threading
 import time
 
 import httpx
+import jsonschema
 import openai
 
 BASE = os.environ["BASE_URL"]
@@ -109,6 +110,47 @@ stopped = client.chat.completions.create(
 assert stopped.choices[0].finish_reason == "stop", stopped.choices[0]
 assert word not in stopped.choices[0].message.content and EXPECTED.startswith(stopped.choices[0].message.content)
 
+# Structured output: a JSON schema in OpenAI's wrapper is enforced, also streamed; json_object
+# gives an object; other formats are refused.
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 20},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "role": {"enum": ["admin", "editor", "viewer"]},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 10}, "maxItems": 3},
+    },
+    "required": ["name", "age", "role", "tags"],
+    "additionalProperties": False,
+}
+fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}}
+people = []
+for seed in range(3):
+    r = client.chat.completions.create(
+        model="smollm2", messages=chat_messages("Describe a person as JSON."), max_tokens=160,
+        temperature=1.0, seed=seed, response_format=fmt,
+    )
+    person = json.loads(r.choices[0].message.content)
+    jsonschema.validate(person, PERSON)
+    people.append(person)
+streamed = "".join(
+    c.choices[0].delta.content or ""
+    for c in client.chat.completions.create(
+        model="smollm2", messages=chat_messages("Describe a person as JSON."), max_tokens=160,
+        temperature=0, response_format=fmt, stream=True,
+    )
+    if c.choices
+)
+jsonschema.validate(json.loads(streamed), PERSON)
+obj = client.chat.completions.create(
+    model="smollm2", messages=chat_messages('Answer with the JSON object {"ok": true}.'), max_tokens=200,
+    temperature=0, response_format={"type": "json_object"},
+)
+# Enforced while sampling: whatever the model writes is an object (once it has room to finish).
+assert obj.choices[0].finish_reason == "stop", obj
+assert isinstance(json.loads(obj.choices[0].message.content), dict), obj.choices[0].message.content
+summary["structured"] = people
+
 # A completion, whole and streamed.
 c = client.completions.create(model="smollm2", prompt="Once upon a time", max_tokens=8, temperature=0)
 assert c.object == "text_completion" and c.choices[0].text, c
@@ -164,6 +206,19 @@ summary["errors"] = {
         lambda: client.chat.completions.create(model="smollm2", messages=chat_messages("x" * (9 << 20))),
         "request_too_large",
     )["code"],
+    "bad response_format": expect_error(
+        openai.BadRequestError, 400,
+        lambda: client.chat.completions.create(
+            model="smollm2", messages=chat_messages("Hi"), response_format={"type": "xml"}
+        ),
+    )["param"],
+    "bad json schema": expect_error(
+        openai.BadRequestError, 400,
+        lambda: client.chat.completions.create(
+            model="smollm2", messages=chat_messages("Hi"),
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "#/nowhere"}}},
+        ),
+    )["param"],
     "unknown route": expect_error(
         openai.NotFoundError, 404, lambda: client.get("/nothing/here", cast_to=httpx.Response)
     )["code"],

@@ -27,7 +27,13 @@ fn a_thousand_load_unload_cycles_do_not_leak() {
     let engine = LlamaEngine::new().with_parallel(4).with_kv_cache(4 * 256);
     let registry = Registry::new(Arc::new(engine));
     let source = ModelSource::File(model_path());
-    let opts = SessionOptions { context_size: 256, batch_size: 64, threads: 1, cache_scope: None };
+    let opts = SessionOptions {
+        context_size: 256,
+        batch_size: 64,
+        threads: 1,
+        cache_scope: None,
+        chat_template: None,
+    };
     // Warm up: the first cycles allocate llama.cpp's and the allocator's long-lived state.
     for _ in 0..20 {
         let m = registry.load(&source, &LoadOptions::default()).unwrap();

@@ -200,6 +200,8 @@ pub struct Sampling {
     pub stop: Vec<String>,
     pub stream: bool,
     pub include_usage: bool,
+    /// The JSON schema `response_format` asks for (chat only).
+    pub json_schema: Option<String>,
 }
 
 impl Sampling {
@@ -283,7 +285,38 @@ impl Sampling {
             stop,
             stream,
             include_usage,
+            json_schema: None,
         })
+    }
+
+    /// Read `response_format`: `text` (the default), `json_object` (any JSON object) or
+    /// `json_schema` in OpenAI's `{type, json_schema: {name, schema, strict}}` wrapper, which
+    /// the host enforces while sampling; anything else is refused.
+    pub fn response_format(&mut self, b: &Body) -> Result<(), ApiError> {
+        let Some(v) = b.get("response_format") else { return Ok(()) };
+        let bad = |m: &str| ApiError::field("response_format", m.to_string());
+        self.json_schema = match v.get("type").and_then(Value::as_str) {
+            Some("text") => None,
+            Some("json_object") => Some(r#"{"type": "object"}"#.to_string()),
+            Some("json_schema") => {
+                let wrapper = v.get("json_schema").and_then(Value::as_object).ok_or_else(|| {
+                    bad("'response_format.json_schema' must be an object with a 'schema'")
+                })?;
+                match wrapper.get("schema") {
+                    Some(s) if s.is_object() || s.is_boolean() => Some(s.to_string()),
+                    None => Some(r#"{"type": "object"}"#.to_string()),
+                    Some(_) => {
+                        return Err(bad(
+                            "'response_format.json_schema.schema' must be a JSON schema",
+                        ));
+                    }
+                }
+            }
+            _ => {
+                return Err(bad("'response_format.type' must be text, json_object or json_schema"));
+            }
+        };
+        Ok(())
     }
 
     /// Apply to a generation request.
@@ -305,6 +338,9 @@ impl Sampling {
         }
         for s in &self.stop {
             r = r.stop(s.clone());
+        }
+        if let Some(s) = &self.json_schema {
+            r = r.json_schema(s.clone());
         }
         r
     }

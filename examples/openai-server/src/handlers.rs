@@ -182,18 +182,14 @@ impl Shape {
 pub fn chat(bytes: &[u8], out: ResponseOutparam) {
     let prepared = (|| {
         let b = Body::parse(bytes)?;
-        let sampling = Sampling::parse(&b, None)?;
+        let mut sampling = Sampling::parse(&b, None)?;
+        sampling.response_format(&b)?;
         b.refuse_unless(
             "tools",
             |v| v.as_array().is_some_and(Vec::is_empty),
             "tools are not supported",
         )?;
         b.refuse_unless("tool_choice", |v| v == "none", "tools are not supported")?;
-        b.refuse_unless(
-            "response_format",
-            |v| v.get("type").and_then(Value::as_str) == Some("text"),
-            "only {\"type\": \"text\"} is supported",
-        )?;
         let messages = messages(&b)?;
         let (name, model) = load(&b)?;
         Ok::<_, ApiError>((sampling, messages, name, model))

@@ -16,7 +16,7 @@ mod bindings {
         inline: "
             package tabagent:openai-server;
             world openai-server {
-                include tabagent:llm/llm@0.1.0;
+                include tabagent:llm/llm@0.2.0;
                 import wasi:random/random@0.2.12;
                 export wasi:http/incoming-handler@0.2.12;
             }
@@ -24,11 +24,11 @@ mod bindings {
         path: "../../wit",
         world: "tabagent:openai-server/openai-server",
         with: {
-            "tabagent:llm/types@0.1.0": tabagent_guest::bindings::tabagent::llm::types,
-            "tabagent:llm/hardware@0.1.0": tabagent_guest::bindings::tabagent::llm::hardware,
-            "tabagent:llm/models@0.1.0": tabagent_guest::bindings::tabagent::llm::models,
-            "tabagent:llm/inference@0.1.0": tabagent_guest::bindings::tabagent::llm::inference,
-            "tabagent:llm/pulls@0.1.0": tabagent_guest::bindings::tabagent::llm::pulls,
+            "tabagent:llm/types@0.2.0": tabagent_guest::bindings::tabagent::llm::types,
+            "tabagent:llm/hardware@0.2.0": tabagent_guest::bindings::tabagent::llm::hardware,
+            "tabagent:llm/models@0.2.0": tabagent_guest::bindings::tabagent::llm::models,
+            "tabagent:llm/inference@0.2.0": tabagent_guest::bindings::tabagent::llm::inference,
+            "tabagent:llm/pulls@0.2.0": tabagent_guest::bindings::tabagent::llm::pulls,
         },
         generate_all,
     });

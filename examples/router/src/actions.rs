@@ -322,11 +322,12 @@ impl Router {
         let loaded = self.model(&model_id)?;
         let session = inf::Session::create(
             loaded.model.raw(),
-            SessionOptions {
+            &SessionOptions {
                 context_size: loaded.n_ctx,
                 batch_size: None,
                 threads: None,
                 seed: options.seed,
+                chat_template: None,
             },
         )?;
         let completion = session.stream(&prompt, &options)?;
@@ -494,6 +495,8 @@ fn sampling(o: &Obj) -> Result<inf::SamplingOptions, Refusal> {
         repeat_window: o.opt_u32("repeat_last_n")?,
         seed: o.opt_u64("seed")?,
         stop,
+        grammar: None,
+        json_schema: None,
     })
 }
 

@@ -13,18 +13,18 @@ mod bindings {
         inline: "
             package tabagent:router-guest;
             world router-guest {
-                include tabagent:llm/llm@0.1.0;
-                export tabagent:llm/messages@0.1.0;
+                include tabagent:llm/llm@0.2.0;
+                export tabagent:llm/messages@0.2.0;
             }
         ",
         path: "../../wit",
         world: "tabagent:router-guest/router-guest",
         with: {
-            "tabagent:llm/types@0.1.0": tabagent_guest::bindings::tabagent::llm::types,
-            "tabagent:llm/hardware@0.1.0": tabagent_guest::bindings::tabagent::llm::hardware,
-            "tabagent:llm/models@0.1.0": tabagent_guest::bindings::tabagent::llm::models,
-            "tabagent:llm/inference@0.1.0": tabagent_guest::bindings::tabagent::llm::inference,
-            "tabagent:llm/pulls@0.1.0": tabagent_guest::bindings::tabagent::llm::pulls,
+            "tabagent:llm/types@0.2.0": tabagent_guest::bindings::tabagent::llm::types,
+            "tabagent:llm/hardware@0.2.0": tabagent_guest::bindings::tabagent::llm::hardware,
+            "tabagent:llm/models@0.2.0": tabagent_guest::bindings::tabagent::llm::models,
+            "tabagent:llm/inference@0.2.0": tabagent_guest::bindings::tabagent::llm::inference,
+            "tabagent:llm/pulls@0.2.0": tabagent_guest::bindings::tabagent::llm::pulls,
         },
     });
 }

@@ -138,7 +138,7 @@ impl Prompt {
 }
 
 /// Session parameters, with every default resolved and validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionOptions {
     /// Context size in tokens.
     pub context_size: u32,
@@ -149,6 +149,9 @@ pub struct SessionOptions {
     /// Sessions of one scope may start from each other's cached prompt prefixes (the host gives
     /// every instance of one component the same scope); `None` shares with no other session.
     pub cache_scope: Option<u64>,
+    /// The chat template (Jinja source) of this session's chat prompts, instead of the
+    /// model's.
+    pub chat_template: Option<String>,
 }
 
 /// Sampling parameters, with every default resolved and validated.

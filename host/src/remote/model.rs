@@ -429,6 +429,13 @@ impl Model for RemoteModel {
     }
 
     fn new_session(&self, options: &SessionOptions) -> LlmResult<Box<dyn Session>> {
+        if options.chat_template.is_some() {
+            return Err(LlmError::Unsupported(
+                "a remote model's chats are formatted by its server's template; a session's \
+                 chat template needs a local model"
+                    .into(),
+            ));
+        }
         let context =
             self.server_context.map_or(options.context_size, |n| options.context_size.min(n));
         Ok(Box::new(super::session::RemoteSession::new(Arc::clone(&self.shared), context)))

@@ -18,7 +18,7 @@ mod bindings {
         inline: "
             package tabagent:router-host;
             world router-exports {
-                export tabagent:llm/messages@0.1.0;
+                export tabagent:llm/messages@0.2.0;
             }
         ",
         path: "../wit",

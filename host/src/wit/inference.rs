@@ -5,13 +5,16 @@ use super::error::{HostError, HostResult};
 use super::models::to_chat;
 use super::resources::{CompletionResource, ModelResource, SessionResource};
 use super::view::{LlmView, blocking};
-use crate::engine::{FinishReason, GenerationStream, GenerationSummary, Prompt, StreamEvent};
+use crate::engine::{
+    Constraint, FinishReason, GenerationStream, GenerationSummary, Prompt, StreamEvent,
+};
 use crate::error::LlmError;
 use crate::params::{SamplingRequest, SessionRequest};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::Resource;
 
+/// The WIT options' plain fields (no constraint).
 fn sampling(o: wit::SamplingOptions) -> SamplingRequest {
     SamplingRequest {
         max_tokens: o.max_tokens,
@@ -25,6 +28,19 @@ fn sampling(o: wit::SamplingOptions) -> SamplingRequest {
         stop: o.stop,
         constraint: None,
     }
+}
+
+/// The sampling request of WIT options: the grammar or the schema as the constraint.
+fn sampling_request(o: wit::SamplingOptions) -> HostResult<SamplingRequest> {
+    let constraint = match (&o.grammar, &o.json_schema) {
+        (Some(_), Some(_)) => {
+            return Err(LlmError::invalid("give a grammar or a JSON schema, not both").into());
+        }
+        (Some(g), None) => Some(Constraint::Grammar(g.clone())),
+        (None, Some(s)) => Some(Constraint::JsonSchema(s.clone())),
+        (None, None) => None,
+    };
+    Ok(SamplingRequest { constraint, ..sampling(o) })
 }
 
 fn to_prompt(p: wit::Prompt) -> HostResult<Prompt> {
@@ -96,7 +112,7 @@ impl LlmView<'_> {
         pieces: bool,
     ) -> HostResult<GenerationStream> {
         let s = self.table.get(r)?;
-        let mut params = sampling(options).resolve(s.seed)?;
+        let mut params = sampling_request(options)?.resolve(s.seed)?;
         params.pieces = pieces;
         params.deadline = self.ctx.deadline;
         let session = Arc::clone(&s.session);
@@ -125,6 +141,7 @@ impl wit::HostSession for LlmView<'_> {
             batch_size: options.batch_size,
             threads: options.threads,
             seed: options.seed,
+            chat_template: options.chat_template,
         };
         let mut resolved = request.resolve(
             m.info().context_length,

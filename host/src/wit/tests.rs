@@ -50,6 +50,7 @@ fn session_options() -> wit_inf::SessionOptions {
         batch_size: None,
         threads: Some(1),
         seed: Some(7),
+        chat_template: None,
     }
 }
 
@@ -64,6 +65,8 @@ fn greedy(max: u32) -> wit_inf::SamplingOptions {
         repeat_window: None,
         seed: None,
         stop: Vec::new(),
+        grammar: None,
+        json_schema: None,
     }
 }
 

@@ -76,6 +76,22 @@ impl ChatFormat {
         }
     }
 
+    /// Render a conversation with `template` (a session's own) and this model's tokens.
+    pub(super) fn render_with(
+        &self,
+        template: &ChatTemplate,
+        messages: &[ChatMessage],
+        add_assistant: bool,
+    ) -> LlmResult<String> {
+        template.render(&TemplateInput {
+            messages,
+            add_generation_prompt: add_assistant,
+            bos_token: &self.bos,
+            eos_token: &self.eos,
+            tools: None,
+        })
+    }
+
     /// llama.cpp's built-in matcher on the file's template.
     fn matcher(
         &self,

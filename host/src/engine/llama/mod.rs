@@ -265,7 +265,11 @@ impl Weights {
 
     /// A prompt as tokens: text is tokenized with BOS and special tokens, a conversation goes
     /// through the chat template first.
-    fn prompt_tokens(&self, prompt: Prompt) -> LlmResult<Vec<LlamaToken>> {
+    fn prompt_tokens(
+        &self,
+        prompt: Prompt,
+        template: Option<&crate::template::ChatTemplate>,
+    ) -> LlmResult<Vec<LlamaToken>> {
         let tokens = match prompt {
             Prompt::Text(t) => self.tokenize(&t, true, true)?,
             Prompt::Tokens(t) => {
@@ -273,7 +277,10 @@ impl Weights {
                 t
             }
             Prompt::Chat(m) => {
-                let text = self.apply_chat_template(&m, true)?;
+                let text = match template {
+                    Some(t) => self.chat.render_with(t, &m, true)?,
+                    None => self.apply_chat_template(&m, true)?,
+                };
                 // A template that writes the BOS token itself (Llama 3's does) gets no second.
                 let bos = self.chat.bos();
                 let add_bos = bos.is_empty() || !text.starts_with(bos);
@@ -352,6 +359,7 @@ impl Model for LlamaModelHandle {
         Ok(Box::new(LlamaSession {
             id,
             n_ctx,
+            template: options.chat_template.clone().map(crate::template::ChatTemplate::new),
             weights: Arc::clone(&self.weights),
             tx: self.tx.clone(),
         }))
@@ -389,6 +397,8 @@ impl Model for LlamaModelHandle {
 struct LlamaSession {
     id: SeqId,
     n_ctx: u32,
+    /// The session's own chat template, if it named one.
+    template: Option<crate::template::ChatTemplate>,
     weights: Arc<Weights>,
     tx: Sender<Command>,
 }
@@ -399,7 +409,7 @@ impl Session for LlamaSession {
     }
 
     fn generate(&self, prompt: Prompt, mut params: SamplingParams) -> LlmResult<GenerationStream> {
-        let prompt = self.weights.prompt_tokens(prompt)?;
+        let prompt = self.weights.prompt_tokens(prompt, self.template.as_ref())?;
         // A grammar or schema is checked here, where the error can go back at once; the
         // scheduler gets the grammar.
         if let Some(c) = &params.constraint {

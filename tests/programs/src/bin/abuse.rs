@@ -65,8 +65,9 @@ fn main() {
                 batch_size: None,
                 threads: None,
                 seed: None,
+                chat_template: None,
             };
-            let s = inf::Session::create(&model, options).expect("session");
+            let s = inf::Session::create(&model, &options).expect("session");
             for _ in 0..1000 {
                 let c = s.stream(&inf::Prompt::Text("a".into()), &greedy(1)).expect("stream");
                 drop(c);
@@ -89,6 +90,7 @@ fn main() {
                     batch_size: None,
                     threads: None,
                     seed: None,
+                    chat_template: None,
                 })
                 .expect("session");
             let r =
@@ -105,6 +107,7 @@ fn main() {
                     batch_size: None,
                     threads: None,
                     seed: None,
+                    chat_template: None,
                 })
                 .expect("session");
             let mut o = greedy(8000);

@@ -18,6 +18,7 @@ fn main() {
                 batch_size: n("batch_size"),
                 threads: n("threads"),
                 seed: Some(1),
+                chat_template: None,
             })
             .expect("session")
     };

@@ -8,7 +8,13 @@ use tabagent_guest::{Model, SessionOptions};
 use tabagent_test_programs::{emit, generation_json, greedy, result_json};
 
 fn session_opts(ctx: Option<u32>, batch: Option<u32>, threads: Option<u32>) -> SessionOptions {
-    SessionOptions { context_size: ctx, batch_size: batch, threads, seed: None }
+    SessionOptions {
+        context_size: ctx,
+        batch_size: batch,
+        threads,
+        seed: None,
+        chat_template: None,
+    }
 }
 
 fn main() {
@@ -22,47 +28,47 @@ fn main() {
     let m = model.raw();
     put(
         "context_zero",
-        result_json(inf::Session::create(m, session_opts(Some(0), None, None)), |_| {
+        result_json(inf::Session::create(m, &session_opts(Some(0), None, None)), |_| {
             json!("created")
         }),
     );
     put(
         "context_one",
-        result_json(inf::Session::create(m, session_opts(Some(1), None, None)), |_| {
+        result_json(inf::Session::create(m, &session_opts(Some(1), None, None)), |_| {
             json!("created")
         }),
     );
     put(
         "context_huge",
-        result_json(inf::Session::create(m, session_opts(Some(1 << 30), None, None)), |_| {
+        result_json(inf::Session::create(m, &session_opts(Some(1 << 30), None, None)), |_| {
             json!("created")
         }),
     );
     put(
         "batch_zero",
-        result_json(inf::Session::create(m, session_opts(Some(256), Some(0), None)), |_| {
+        result_json(inf::Session::create(m, &session_opts(Some(256), Some(0), None)), |_| {
             json!("created")
         }),
     );
     put(
         "batch_above_context",
-        result_json(inf::Session::create(m, session_opts(Some(256), Some(512), None)), |_| {
+        result_json(inf::Session::create(m, &session_opts(Some(256), Some(512), None)), |_| {
             json!("created")
         }),
     );
     put(
         "threads_zero",
-        result_json(inf::Session::create(m, session_opts(None, None, Some(0))), |_| {
+        result_json(inf::Session::create(m, &session_opts(None, None, Some(0))), |_| {
             json!("created")
         }),
     );
     put(
         "threads_too_many",
-        result_json(inf::Session::create(m, session_opts(None, None, Some(100_000))), |_| {
+        result_json(inf::Session::create(m, &session_opts(None, None, Some(100_000))), |_| {
             json!("created")
         }),
     );
-    let session = inf::Session::create(m, session_opts(Some(64), None, None)).expect("session");
+    let session = inf::Session::create(m, &session_opts(Some(64), None, None)).expect("session");
     let text = |t: &str| inf::Prompt::Text(t.to_string());
     let run = |name: &str, prompt: inf::Prompt, o: inf::SamplingOptions| -> (String, Value) {
         (name.to_string(), result_json(session.generate(&prompt, &o), |g| generation_json(&g)))

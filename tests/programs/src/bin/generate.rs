@@ -33,6 +33,7 @@ fn main() {
             batch_size: opt_u32(&s, "batch_size"),
             threads: opt_u32(&s, "threads"),
             seed: s.get("seed").and_then(Value::as_u64),
+            chat_template: s.get("chat_template").and_then(Value::as_str).map(String::from),
         })
         .expect("session");
     let p = &req["prompt"];
@@ -70,6 +71,8 @@ fn main() {
             .and_then(Value::as_array)
             .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
             .unwrap_or_default(),
+        grammar: o.get("grammar").and_then(Value::as_str).map(String::from),
+        json_schema: o.get("json_schema").map(Value::to_string),
     };
     let mode = req.get("mode").and_then(Value::as_str).unwrap_or("both");
     let repeat = req.get("repeat").and_then(Value::as_u64).unwrap_or(1);

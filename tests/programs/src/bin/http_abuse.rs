@@ -11,7 +11,7 @@ mod bindings {
         inline: "
             package tabagent:http-abuse;
             world http-abuse {
-                include tabagent:llm/llm@0.1.0;
+                include tabagent:llm/llm@0.2.0;
                 import wasi:http/outgoing-handler@0.2.12;
                 export wasi:http/incoming-handler@0.2.12;
             }
@@ -19,11 +19,11 @@ mod bindings {
         path: "../../wit",
         world: "tabagent:http-abuse/http-abuse",
         with: {
-            "tabagent:llm/types@0.1.0": tabagent_guest::bindings::tabagent::llm::types,
-            "tabagent:llm/hardware@0.1.0": tabagent_guest::bindings::tabagent::llm::hardware,
-            "tabagent:llm/models@0.1.0": tabagent_guest::bindings::tabagent::llm::models,
-            "tabagent:llm/inference@0.1.0": tabagent_guest::bindings::tabagent::llm::inference,
-            "tabagent:llm/pulls@0.1.0": tabagent_guest::bindings::tabagent::llm::pulls,
+            "tabagent:llm/types@0.2.0": tabagent_guest::bindings::tabagent::llm::types,
+            "tabagent:llm/hardware@0.2.0": tabagent_guest::bindings::tabagent::llm::hardware,
+            "tabagent:llm/models@0.2.0": tabagent_guest::bindings::tabagent::llm::models,
+            "tabagent:llm/inference@0.2.0": tabagent_guest::bindings::tabagent::llm::inference,
+            "tabagent:llm/pulls@0.2.0": tabagent_guest::bindings::tabagent::llm::pulls,
         },
         generate_all,
     });
