@@ -212,6 +212,13 @@ impl Session for FakeSession {
     }
 
     fn generate(&self, prompt: Prompt, params: SamplingParams) -> LlmResult<GenerationStream> {
+        // Its tokens follow a fixed rule: it cannot hold them to a grammar, so it says so
+        // rather than ignore one.
+        if params.constraint.is_some() {
+            return Err(LlmError::Unsupported(
+                "the fake engine cannot hold output to a grammar or JSON schema".into(),
+            ));
+        }
         let prompt = match prompt {
             Prompt::Text(t) => tokens(&t, true),
             Prompt::Tokens(t) => {
@@ -276,5 +283,32 @@ impl Session for FakeSession {
             finish_reason: reason,
         }));
         Ok(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::SamplingRequest;
+
+    #[test]
+    fn a_constraint_is_refused_not_ignored() {
+        let model = FakeEngine::new()
+            .load(&ResolvedModel::unchecked("fake.gguf"), &LoadOptions::default())
+            .unwrap();
+        let options =
+            SessionOptions { context_size: 256, batch_size: 64, threads: 1, ..Default::default() };
+        let session = model.new_session(&options).unwrap();
+        let params = SamplingRequest {
+            constraint: Some(crate::engine::Constraint::Grammar("root ::= \"a\"".into())),
+            ..Default::default()
+        }
+        .resolve(1)
+        .unwrap();
+        let e = session.generate(Prompt::Text("x".into()), params).err().unwrap();
+        assert_eq!(e.kind(), "unsupported");
+        let plain =
+            SamplingRequest { max_tokens: Some(2), ..Default::default() }.resolve(1).unwrap();
+        assert!(session.generate(Prompt::Text("x".into()), plain).is_ok());
     }
 }

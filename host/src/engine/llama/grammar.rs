@@ -20,10 +20,13 @@ pub(super) fn checked(model: &LlamaModel, constraint: &Constraint) -> LlmResult<
         Constraint::Grammar(g) => g.clone(),
         Constraint::JsonSchema(schema) => {
             let (gbnf, why) = capture_errors(|| llama_cpp_2::json_schema_to_grammar(schema));
-            gbnf.map_err(|e| {
+            gbnf.map_err(|_| {
+                // llama-cpp-2 returns only a code for the converter's exception.
                 LlmError::invalid(format!(
                     "the JSON schema cannot be turned into a grammar: {}",
-                    why.unwrap_or_else(|| e.to_string())
+                    why.unwrap_or_else(|| "llama.cpp's converter refused it (a part it does not \
+                        support, or a $ref it cannot resolve)"
+                        .into())
                 ))
             })?
         }
