@@ -46,6 +46,19 @@ fn chat(question: &str) -> String {
     format!("<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
 }
 
+/// Python's `jsonschema` on each output: `{"valid": n, "failures": [...]}`.
+fn validate(schema: &Value, outputs: &[String]) -> Value {
+    let mut child = Command::new(python())
+        .arg(repo_root().join("tests/constraints/validate.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let req = json!({"schema": schema, "outputs": outputs});
+    child.stdin.take().unwrap().write_all(req.to_string().as_bytes()).unwrap();
+    serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap()
+}
+
 /// One run of the `wasi:nn` guest on the model: its output text, or the error it got.
 async fn generate(prompt: &str, options: &Value) -> Result<String, Value> {
     let config = GuestConfig {
@@ -77,16 +90,7 @@ async fn a_hundred_sampled_replies_all_match_a_json_schema() {
             .push(generate(&prompt, &options).await.unwrap_or_else(|e| panic!("seed {seed}: {e}")));
     }
     let distinct: std::collections::HashSet<&String> = outputs.iter().collect();
-    let mut child = Command::new(python())
-        .arg(repo_root().join("tests/constraints/validate.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let req = json!({"schema": schema, "outputs": outputs});
-    child.stdin.take().unwrap().write_all(req.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = validate(&schema, &outputs);
     println!("{} of 100 valid, {} distinct; first: {}", v["valid"], distinct.len(), outputs[0]);
     assert_eq!(v["valid"], 100, "{}", v["failures"]);
     assert!(distinct.len() > 50, "sampling at temperature 1.0 with 100 seeds varies");
@@ -234,15 +238,7 @@ async fn the_model_interface_holds_output_to_a_schema_or_a_grammar() {
         assert_eq!(outcome["text"].as_str().unwrap(), pieces, "streamed pieces make the text");
         outputs.push(pieces);
     }
-    let mut child = Command::new(python())
-        .arg(repo_root().join("tests/constraints/validate.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let req = json!({"schema": schema, "outputs": outputs});
-    child.stdin.take().unwrap().write_all(req.to_string().as_bytes()).unwrap();
-    let v: Value = serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap();
+    let v = validate(&schema, &outputs);
     assert_eq!(v["valid"], 5, "{}", v["failures"]);
 
     let v = through_the_model_interface(

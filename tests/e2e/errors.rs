@@ -261,19 +261,7 @@ fn random_bit_flips_in_the_header_never_take_the_host_down() {
 /// own reason (from its log), not just "null result".
 #[test]
 fn llama_cpp_load_errors_say_why() {
-    let mut bytes = std::fs::read(model_path()).unwrap();
-    let key = b"llama.attention.head_count";
-    let mut at = 0;
-    // The key itself, not llama.attention.head_count_kv: its type (u32 = 4) follows at once.
-    while let Some(p) = bytes[at..].windows(key.len()).position(|w| w == key) {
-        let end = at + p + key.len();
-        if bytes[end..end + 4] == 4u32.to_le_bytes() {
-            at = end + 4;
-            break;
-        }
-        at = end;
-    }
-    bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+    let bytes = tabagent_tests::model_without_heads();
     let file = std::env::temp_dir().join(format!("tabagent-heads-{}.gguf", std::process::id()));
     std::fs::write(&file, &bytes).unwrap();
     // The file passes the Rust checks; llama.cpp itself refuses it.

@@ -154,20 +154,8 @@ fn hostile_files_stay_refused_on_every_run() {
     let original = std::fs::read(model_path()).unwrap();
     // llama.cpp refuses this one (no attention heads), past the Rust checks: the probe's
     // verdict is kept, and the second run is refused from it without a probe.
-    let mut heads = original.clone();
-    let key = b"llama.attention.head_count";
-    let mut at = 0;
-    while let Some(p) = heads[at..].windows(key.len()).position(|w| w == key) {
-        let end = at + p + key.len();
-        if heads[end..end + 4] == 4u32.to_le_bytes() {
-            at = end + 4;
-            break;
-        }
-        at = end;
-    }
-    heads[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
     let no_heads = dir.join("no-heads.gguf");
-    std::fs::write(&no_heads, &heads).unwrap();
+    std::fs::write(&no_heads, tabagent_tests::model_without_heads()).unwrap();
     let (ok, first, started) = run_chat(&no_heads, &cache, "auto");
     assert!(!ok && started == 1, "{first}");
     assert!(first.contains("could not load it in a probe process"), "{first}");

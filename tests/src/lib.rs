@@ -168,3 +168,22 @@ pub fn error_kind(v: &Value) -> Option<&str> {
 pub fn error_message(v: &Value) -> &str {
     v["error"]["message"].as_str().unwrap_or_default()
 }
+
+/// The test model's bytes with `llama.attention.head_count` set to 0: a file that passes the
+/// Rust checks and that llama.cpp itself refuses ("wrong shape").
+pub fn model_without_heads() -> Vec<u8> {
+    let mut bytes = std::fs::read(model_path()).expect("read the test model");
+    let key = b"llama.attention.head_count";
+    let mut at = 0;
+    // The key itself, not llama.attention.head_count_kv: its type (u32 = 4) follows at once.
+    while let Some(p) = bytes[at..].windows(key.len()).position(|w| w == key) {
+        let end = at + p + key.len();
+        if bytes[end..end + 4] == 4u32.to_le_bytes() {
+            at = end + 4;
+            break;
+        }
+        at = end;
+    }
+    bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+    bytes
+}
