@@ -14,9 +14,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::Resource;
 
-/// The WIT options' plain fields (no constraint).
-fn sampling(o: wit::SamplingOptions) -> SamplingRequest {
-    SamplingRequest {
+/// The sampling request of WIT options: the grammar or the schema as the constraint.
+fn sampling_request(o: wit::SamplingOptions) -> HostResult<SamplingRequest> {
+    let constraint = match (o.grammar, o.json_schema) {
+        (Some(_), Some(_)) => {
+            return Err(LlmError::invalid("give a grammar or a JSON schema, not both").into());
+        }
+        (Some(g), None) => Some(Constraint::Grammar(g)),
+        (None, Some(s)) => Some(Constraint::JsonSchema(s)),
+        (None, None) => None,
+    };
+    Ok(SamplingRequest {
         max_tokens: o.max_tokens,
         temperature: o.temperature,
         top_k: o.top_k,
@@ -26,21 +34,8 @@ fn sampling(o: wit::SamplingOptions) -> SamplingRequest {
         repeat_window: o.repeat_window,
         seed: o.seed,
         stop: o.stop,
-        constraint: None,
-    }
-}
-
-/// The sampling request of WIT options: the grammar or the schema as the constraint.
-fn sampling_request(o: wit::SamplingOptions) -> HostResult<SamplingRequest> {
-    let constraint = match (&o.grammar, &o.json_schema) {
-        (Some(_), Some(_)) => {
-            return Err(LlmError::invalid("give a grammar or a JSON schema, not both").into());
-        }
-        (Some(g), None) => Some(Constraint::Grammar(g.clone())),
-        (None, Some(s)) => Some(Constraint::JsonSchema(s.clone())),
-        (None, None) => None,
-    };
-    Ok(SamplingRequest { constraint, ..sampling(o) })
+        constraint,
+    })
 }
 
 fn to_prompt(p: wit::Prompt) -> HostResult<Prompt> {

@@ -56,14 +56,7 @@ impl ChatFormat {
                 names()
             )));
         };
-        let input = TemplateInput {
-            messages,
-            add_generation_prompt: add_assistant,
-            bos_token: &self.bos,
-            eos_token: &self.eos,
-            tools: None,
-        };
-        match template.render(&input) {
+        match self.render_with(template, messages, add_assistant) {
             Ok(text) => Ok(text),
             Err(e) if *named => Err(e),
             Err(e) => match self.matcher(model, messages, add_assistant) {

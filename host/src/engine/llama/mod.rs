@@ -7,7 +7,7 @@
 //!   runs by `verdicts`;
 //! - `scheduler`: per model, the thread that owns every llama.cpp context of that model;
 //! - [`batch`]: the model's one shared context, every session a sequence of it, decoded in
-//!   one batch per step;
+//!   one batch per step (`layout`: its sequences and cells);
 //! - `sampling` and `embed`: the sampler chain and chunked embeddings, run by the scheduler.
 //!
 //! Tokenization and chat templates need no context and run on the caller's thread against the
@@ -19,6 +19,7 @@ mod chat;
 pub mod cpu_variants;
 mod embed;
 mod grammar;
+mod layout;
 pub mod log;
 pub mod probe;
 mod sampling;
