@@ -204,7 +204,7 @@ pub fn native_messaging(
         // While work is in flight, incoming messages and steps of that work take turns, so
         // neither a stream of requests nor a long generation starves the other.
         let mut step_due = false;
-        // When the browser closes the pipe the host ends at once (`exit(0)`), without unwinding
+        // When the browser closes the pipe the host ends at once (`exit_now`), without unwinding
         // the models and sessions in flight: the browser kills it 2 s later anyway, and every
         // frame is already flushed.
         loop {
@@ -214,12 +214,12 @@ pub fn native_messaging(
                 match rx.try_recv() {
                     Ok(m) => Some(m),
                     Err(mpsc::error::TryRecvError::Empty) => None,
-                    Err(mpsc::error::TryRecvError::Disconnected) => std::process::exit(0),
+                    Err(mpsc::error::TryRecvError::Disconnected) => exit_now(),
                 }
             } else {
                 match rx.recv().await {
                     Some(m) => Some(m),
-                    None => std::process::exit(0),
+                    None => exit_now(),
                 }
             };
             step_due = incoming.is_some();
@@ -386,6 +386,14 @@ fn uninstall(browser: Browser, dir: Option<PathBuf>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// End the process with status 0 at once. Not `std::process::exit`: that runs llama.cpp's C++
+/// static destructors while a model's scheduler thread may still be inside `llama_decode`,
+/// which crashes (SIGSEGV) one time in a few. Every frame was flushed when it was written.
+fn exit_now() -> ! {
+    // SAFETY: `_exit` ends the process without running any handler; nothing after it runs.
+    unsafe { libc::_exit(0) }
 }
 
 #[cfg(test)]
