@@ -50,6 +50,7 @@ pub mod sandbox;
 pub mod server;
 pub mod source;
 pub mod template;
+pub mod tools;
 pub mod wit;
 
 pub use error::{LlmError, LlmResult};

@@ -198,6 +198,7 @@ fn requests(o: &Options) -> (SessionRequest, SamplingRequest) {
             (None, Some(s)) => Some(Constraint::JsonSchema(s.to_string())),
             (None, None) => None,
         },
+        tools: None,
     };
     (session, sampling)
 }

@@ -4,7 +4,10 @@
 //! request types from its own wire format and calls the same `resolve`, so defaults and limits
 //! mean the same everywhere and bad values are refused before any engine sees them.
 
-use crate::engine::{ChatMessage, Constraint, LoadOptions, Prompt, SamplingParams, SessionOptions};
+use crate::engine::{
+    ChatMessage, Constraint, LoadOptions, Prompt, SamplingParams, SessionOptions, ToolChoice,
+    ToolUse,
+};
 use crate::error::{LlmError, LlmResult};
 
 /// Limits on what one caller (a guest) may ask of the host.
@@ -109,6 +112,14 @@ pub fn check_chat(messages: &[ChatMessage]) -> LlmResult<()> {
     for m in messages {
         check_no_nul("a chat message", &m.content)?;
         check_no_nul("a chat role", &m.role)?;
+        for c in &m.tool_calls {
+            check_no_nul("a tool call", &c.id)?;
+            check_no_nul("a tool call", &c.name)?;
+            check_no_nul("a tool call", &c.arguments)?;
+        }
+        if let Some(id) = &m.tool_call_id {
+            check_no_nul("a tool call id", id)?;
+        }
     }
     Ok(())
 }
@@ -232,7 +243,12 @@ pub struct SamplingRequest {
     pub stop: Vec<String>,
     /// A grammar or JSON schema the output must match (at most 1 MiB).
     pub constraint: Option<Constraint>,
+    /// Tools the model may call (a chat prompt only; not with a constraint).
+    pub tools: Option<ToolUse>,
 }
+
+/// Most tools one generation may be given.
+pub const MAX_TOOLS: usize = 128;
 
 /// Largest grammar or JSON schema, in bytes.
 pub const MAX_CONSTRAINT_BYTES: usize = 1 << 20;
@@ -253,6 +269,8 @@ impl SamplingRequest {
             pieces: true,
             deadline: None,
             constraint: self.constraint,
+            tools: self.tools.filter(|t| !t.tools.is_empty() || t.choice != ToolChoice::Auto),
+            render_special: false,
         };
         if p.max_tokens == 0 {
             return Err(LlmError::invalid("max-tokens must be at least 1"));
@@ -301,7 +319,68 @@ impl SamplingRequest {
             }
             _ => {}
         }
+        if let Some(t) = &p.tools {
+            check_tools(t)?;
+            if p.constraint.is_some() {
+                return Err(LlmError::invalid(
+                    "tools cannot be combined with a grammar or a JSON schema",
+                ));
+            }
+        }
         Ok(p)
+    }
+}
+
+/// Check tool definitions and the choice: names as OpenAI allows them (letters, digits, `_`,
+/// `-`; 1 to 64) and each once, parameters a JSON schema object, a named choice among them.
+pub fn check_tools(t: &ToolUse) -> LlmResult<()> {
+    if t.tools.len() > MAX_TOOLS {
+        return Err(LlmError::invalid(format!("at most {MAX_TOOLS} tools, not {}", t.tools.len())));
+    }
+    let size: usize =
+        t.tools.iter().map(|t| t.name.len() + t.description.len() + t.parameters.len()).sum();
+    if size > MAX_CONSTRAINT_BYTES {
+        return Err(LlmError::invalid(format!(
+            "the tools take {size} bytes; the limit is {MAX_CONSTRAINT_BYTES}"
+        )));
+    }
+    for (i, tool) in t.tools.iter().enumerate() {
+        let ok = (1..=64).contains(&tool.name.len())
+            && tool.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(LlmError::invalid(format!(
+                "tool name {:?} must be 1 to 64 letters, digits, '_' or '-'",
+                tool.name
+            )));
+        }
+        if t.tools[..i].iter().any(|o| o.name == tool.name) {
+            return Err(LlmError::invalid(format!("two tools are named {}", tool.name)));
+        }
+        check_no_nul("a tool description", &tool.description)?;
+        match serde_json::from_str::<serde_json::Value>(&tool.parameters) {
+            Ok(serde_json::Value::Object(_)) => {}
+            Ok(_) => {
+                return Err(LlmError::invalid(format!(
+                    "the parameters of tool {} must be a JSON schema object",
+                    tool.name
+                )));
+            }
+            Err(e) => {
+                return Err(LlmError::invalid(format!(
+                    "the parameters of tool {} are not JSON: {e}",
+                    tool.name
+                )));
+            }
+        }
+    }
+    match &t.choice {
+        ToolChoice::Required if t.tools.is_empty() => {
+            Err(LlmError::invalid("tool choice 'required' needs at least one tool"))
+        }
+        ToolChoice::Function(name) if !t.tools.iter().any(|x| &x.name == name) => Err(
+            LlmError::invalid(format!("tool choice names {name}, which is not among the tools")),
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -219,6 +219,9 @@ impl Session for FakeSession {
                 "the fake engine cannot hold output to a grammar or JSON schema".into(),
             ));
         }
+        if params.tools.is_some() {
+            return Err(LlmError::Unsupported("the fake engine cannot call tools".into()));
+        }
         let prompt = match prompt {
             Prompt::Text(t) => tokens(&t, true),
             Prompt::Tokens(t) => {
@@ -273,6 +276,7 @@ impl Session for FakeSession {
             let _ = tx.send(StreamEvent::Piece(rest));
         }
         let _ = tx.send(StreamEvent::Done(GenerationSummary {
+            tool_calls: Vec::new(),
             text: out.text().to_string(),
             usage: Usage {
                 prompt_tokens: prompt.len() as u32,

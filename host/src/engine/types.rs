@@ -2,6 +2,7 @@
 
 use crate::error::LlmError;
 use serde::Serialize;
+use std::collections::VecDeque;
 use tokio::sync::mpsc;
 
 /// A token id in a model's vocabulary.
@@ -106,12 +107,80 @@ impl ModelInfo {
 }
 
 /// One turn of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChatMessage {
-    /// Role, e.g. `user`.
+    /// Role, e.g. `user`, or `tool` for a tool's result.
     pub role: String,
     /// Text.
     pub content: String,
+    /// The tool calls the assistant made in this turn.
+    pub tool_calls: Vec<ToolCall>,
+    /// For a `tool` message: the id of the call it answers.
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    /// A plain turn: a role and its text.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self { role: role.into(), content: content.into(), ..Self::default() }
+    }
+
+    /// Bytes of its texts, for size limits.
+    pub fn byte_len(&self) -> usize {
+        let calls: usize =
+            self.tool_calls.iter().map(|c| c.id.len() + c.name.len() + c.arguments.len()).sum();
+        self.role.len()
+            + self.content.len()
+            + calls
+            + self.tool_call_id.as_ref().map_or(0, String::len)
+    }
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tool {
+    /// The name calls give (letters, digits, `_` and `-`, at most 64).
+    pub name: String,
+    /// What it does, for the model; may be empty.
+    pub description: String,
+    /// A JSON schema of its arguments (an object), as JSON text.
+    pub parameters: String,
+}
+
+/// Whether and which tools the model calls.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ToolChoice {
+    /// The model decides: a reply, or tool calls.
+    #[default]
+    Auto,
+    /// No tool calls: a reply only.
+    None,
+    /// At least one tool call.
+    Required,
+    /// A call of this tool.
+    Function(String),
+}
+
+/// The tools of a generation.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ToolUse {
+    /// What may be called.
+    pub tools: Vec<Tool>,
+    /// Whether and which.
+    pub choice: ToolChoice,
+    /// More than one call in one turn.
+    pub parallel: bool,
+}
+
+/// A call of a tool, as the model made it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ToolCall {
+    /// The call's id, which the tool's result names.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments, as JSON text (an object).
+    pub arguments: String,
 }
 
 /// What to generate from. Engines that tokenize (llama.cpp) turn it into tokens themselves;
@@ -132,7 +201,7 @@ impl Prompt {
         match self {
             Self::Text(t) => t.len(),
             Self::Tokens(t) => t.len() * 4,
-            Self::Chat(m) => m.iter().map(|m| m.role.len() + m.content.len()).sum(),
+            Self::Chat(m) => m.iter().map(ChatMessage::byte_len).sum(),
         }
     }
 }
@@ -181,6 +250,10 @@ pub struct SamplingParams {
     pub deadline: Option<std::time::Instant>,
     /// Output held to a formal language, if any.
     pub constraint: Option<Constraint>,
+    /// Tools the model may call (with a chat prompt only).
+    pub tools: Option<ToolUse>,
+    /// Write control tokens (such as a tool-call marker) into the text.
+    pub render_special: bool,
 }
 
 /// A formal language the output must be in.
@@ -190,6 +263,14 @@ pub enum Constraint {
     Grammar(String),
     /// A JSON schema, as JSON text: the output is one JSON value that matches it.
     JsonSchema(String),
+    /// A GBNF grammar that holds from the first of the trigger texts on (the grammar's `root`
+    /// starts with the trigger); the output before it is free.
+    Lazy {
+        /// The grammar.
+        grammar: String,
+        /// Texts that start it.
+        triggers: Vec<String>,
+    },
 }
 
 /// Why generation ended.
@@ -203,6 +284,8 @@ pub enum FinishReason {
     StopSequence,
     /// Cancelled by the caller.
     Cancelled,
+    /// The model called tools.
+    ToolCalls,
 }
 
 /// Counts and timings of one generation.
@@ -247,6 +330,8 @@ pub struct GenerationSummary {
     pub finish_reason: FinishReason,
     /// Counts and timings.
     pub usage: Usage,
+    /// The tools the model called (the text is then the reply around the calls, often empty).
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// What a running generation reports.
@@ -264,28 +349,79 @@ pub enum StreamEvent {
 #[derive(Debug)]
 pub struct GenerationStream {
     rx: mpsc::UnboundedReceiver<StreamEvent>,
+    /// Splits the text into the reply and tool calls, for a generation with tools.
+    tools: Option<crate::tools::ToolOutput>,
+    ready: VecDeque<StreamEvent>,
 }
 
 impl GenerationStream {
     /// A stream and the sender an engine feeds it through.
     pub fn channel() -> (mpsc::UnboundedSender<StreamEvent>, Self) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (tx, Self { rx })
+        (tx, Self { rx, tools: None, ready: VecDeque::new() })
+    }
+
+    /// The same stream with its text split by `tools`: pieces carry only the reply, and the
+    /// final event carries the calls.
+    pub fn with_tools(mut self, tools: crate::tools::ToolOutput) -> Self {
+        self.tools = Some(tools);
+        self
+    }
+
+    fn take(&mut self, event: StreamEvent) {
+        let Some(tools) = self.tools.as_mut() else {
+            self.ready.push_back(event);
+            return;
+        };
+        match event {
+            StreamEvent::Piece(p) => {
+                let shown = tools.push(&p);
+                if !shown.is_empty() {
+                    self.ready.push_back(StreamEvent::Piece(shown));
+                }
+            }
+            StreamEvent::Done(summary) => {
+                let (rest, summary) = tools.finish(summary);
+                if !rest.is_empty() {
+                    self.ready.push_back(StreamEvent::Piece(rest));
+                }
+                self.ready.push_back(StreamEvent::Done(summary));
+            }
+            failed => self.ready.push_back(failed),
+        }
     }
 
     /// Wait for the next event; `None` once the engine is gone without a final event.
     pub async fn next_event(&mut self) -> Option<StreamEvent> {
-        self.rx.recv().await
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            let e = self.rx.recv().await?;
+            self.take(e);
+        }
     }
 
     /// The next event if one is ready now.
     pub fn try_next_event(&mut self) -> Option<StreamEvent> {
-        self.rx.try_recv().ok()
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            let e = self.rx.try_recv().ok()?;
+            self.take(e);
+        }
     }
 
     /// Blocking variant of [`Self::next_event`], for callers outside an async runtime.
     pub fn blocking_next_event(&mut self) -> Option<StreamEvent> {
-        self.rx.blocking_recv()
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            let e = self.rx.blocking_recv()?;
+            self.take(e);
+        }
     }
 }
 

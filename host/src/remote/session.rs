@@ -91,6 +91,12 @@ impl Session for RemoteSession {
         if empty {
             return Err(LlmError::invalid("the prompt is empty"));
         }
+        if params.tools.is_some() {
+            return Err(LlmError::Unsupported(
+                "tool calls through a remote engine are not supported; load the model locally"
+                    .into(),
+            ));
+        }
         let (tx, stream) = GenerationStream::channel();
         let busy = {
             static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -269,6 +275,7 @@ async fn attempt(
         now.duration_since(first).as_secs_f64() * 1000.0,
     ));
     Ok(Some(GenerationSummary {
+        tool_calls: Vec::new(),
         text: out.text().to_string(),
         tokens: Vec::new(),
         finish_reason: reason,

@@ -59,7 +59,8 @@ pub fn generation_request(
         Some(crate::engine::Constraint::Grammar(g)) => {
             o.insert("grammar".into(), json!(g));
         }
-        None => {}
+        // Set only by local tool calls, which a remote engine refuses before.
+        Some(crate::engine::Constraint::Lazy { .. }) | None => {}
     }
     (route, body)
 }
@@ -215,6 +216,8 @@ mod tests {
             pieces: true,
             deadline: None,
             constraint: None,
+            tools: None,
+            render_special: false,
         }
     }
 
@@ -233,7 +236,7 @@ mod tests {
 
     #[test]
     fn requests_carry_the_sampling_options() {
-        let chat = Prompt::Chat(vec![ChatMessage { role: "user".into(), content: "Hi".into() }]);
+        let chat = Prompt::Chat(vec![ChatMessage::new("user", "Hi")]);
         let (route, body) = generation_request(Some("m"), &chat, &params());
         assert_eq!(route, "/chat/completions");
         assert_eq!(body["messages"], json!([{"role": "user", "content": "Hi"}]));

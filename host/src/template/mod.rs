@@ -15,6 +15,8 @@ pub use builtin::BUILTIN;
 
 use crate::engine::ChatMessage;
 use crate::error::{LlmError, LlmResult};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// Output bytes a render may produce beyond four times its input.
@@ -37,6 +39,25 @@ pub struct TemplateInput<'a> {
     /// Tool definitions as JSON text (a list, as in OpenAI's `tools`), for templates that
     /// render them; their keys keep their order.
     pub tools: Option<&'a str>,
+}
+
+/// What the sandbox renders.
+#[derive(Serialize)]
+struct Request<'a> {
+    template: &'a str,
+    context: Context<'a>,
+    tools: Option<&'a str>,
+    now: Value,
+    max_output: usize,
+}
+
+/// The template's variables.
+#[derive(Serialize)]
+struct Context<'a> {
+    messages: &'a RawValue,
+    add_generation_prompt: bool,
+    bos_token: &'a str,
+    eos_token: &'a str,
 }
 
 /// A chat template's Jinja source.
@@ -74,24 +95,27 @@ impl ChatTemplate {
     /// Render a conversation. A template that raises (`raise_exception`), does not parse,
     /// runs too long, needs too much memory or writes too much is `invalid-input` with why.
     pub fn render(&self, input: &TemplateInput<'_>) -> LlmResult<String> {
-        let messages: Vec<Value> =
-            input.messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect();
-        let context = json!({
-            "messages": messages,
-            "add_generation_prompt": input.add_generation_prompt,
-            "bos_token": input.bos_token,
-            "eos_token": input.eos_token,
-        });
-        let size = serde_json::to_vec(&context).map_or(0, |v| v.len())
+        let messages = messages_json(input.messages);
+        let messages: &RawValue = serde_json::from_str(&messages)
+            .map_err(|e| LlmError::runtime(format!("the conversation as JSON: {e}")))?;
+        let context = Context {
+            messages,
+            add_generation_prompt: input.add_generation_prompt,
+            bos_token: input.bos_token,
+            eos_token: input.eos_token,
+        };
+        let size = messages.get().len()
+            + input.bos_token.len()
+            + input.eos_token.len()
             + self.source.len()
             + input.tools.map_or(0, str::len);
-        let request = json!({
-            "template": self.source,
-            "context": context,
-            "tools": input.tools,
-            "now": now(),
-            "max_output": OUTPUT_ALLOWANCE.saturating_add(size.saturating_mul(4)),
-        });
+        let request = Request {
+            template: &self.source,
+            context,
+            tools: input.tools,
+            now: now(),
+            max_output: OUTPUT_ALLOWANCE.saturating_add(size.saturating_mul(4)),
+        };
         let bytes = serde_json::to_vec(&request).map_err(|e| LlmError::runtime(e.to_string()))?;
         let memory = MEMORY_ALLOWANCE.saturating_add(bytes.len().saturating_mul(8));
         let reply = sandbox::run(&bytes, memory, sandbox::FUEL)?;
@@ -106,6 +130,68 @@ impl ChatTemplate {
             _ => Err(LlmError::runtime("the template sandbox gave no answer")),
         }
     }
+}
+
+/// A conversation as JSON text, as Hugging Face templates read it: `role` and `content`
+/// (`null` for an assistant turn of only tool calls), `tool_calls` as OpenAI writes them
+/// (`{"id", "type": "function", "function": {"name", "arguments"}}`, the arguments an object
+/// as templates expect, its keys in their order) and a tool result's `tool_call_id`.
+pub fn messages_json(messages: &[ChatMessage]) -> String {
+    let list: Vec<Message<'_>> = messages
+        .iter()
+        .map(|m| Message {
+            role: &m.role,
+            content: (!m.content.is_empty() || m.tool_calls.is_empty()).then_some(&m.content),
+            tool_calls: m
+                .tool_calls
+                .iter()
+                .map(|c| Call {
+                    id: &c.id,
+                    kind: "function",
+                    function: Function {
+                        name: &c.name,
+                        arguments: match serde_json::from_str::<&RawValue>(&c.arguments) {
+                            Ok(raw) => Arguments::Json(raw),
+                            Err(_) => Arguments::Text(&c.arguments),
+                        },
+                    },
+                })
+                .collect(),
+            tool_call_id: m.tool_call_id.as_deref(),
+        })
+        .collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'a str,
+    content: Option<&'a String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<Call<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Call<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function<'a>,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    arguments: Arguments<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Arguments<'a> {
+    Json(&'a RawValue),
+    Text(&'a str),
 }
 
 /// The built-in names, for messages.

@@ -2,7 +2,7 @@ use super::*;
 use std::time::{Duration, Instant};
 
 fn msg(role: &str, content: &str) -> ChatMessage {
-    ChatMessage { role: role.into(), content: content.into() }
+    ChatMessage::new(role, content)
 }
 
 fn input(messages: &[ChatMessage]) -> TemplateInput<'_> {

@@ -6,7 +6,8 @@ use super::models::to_chat;
 use super::resources::{CompletionResource, ModelResource, SessionResource};
 use super::view::{LlmView, blocking};
 use crate::engine::{
-    Constraint, FinishReason, GenerationStream, GenerationSummary, Prompt, StreamEvent,
+    Constraint, FinishReason, GenerationStream, GenerationSummary, Prompt, StreamEvent, Tool,
+    ToolChoice, ToolUse,
 };
 use crate::error::LlmError;
 use crate::params::{SamplingRequest, SessionRequest};
@@ -35,6 +36,24 @@ fn sampling_request(o: wit::SamplingOptions) -> HostResult<SamplingRequest> {
         seed: o.seed,
         stop: o.stop,
         constraint,
+        tools: (!o.tools.is_empty() || o.tool_choice.is_some()).then(|| ToolUse {
+            tools: o
+                .tools
+                .into_iter()
+                .map(|t| Tool {
+                    name: t.name,
+                    description: t.description,
+                    parameters: t.parameters,
+                })
+                .collect(),
+            choice: match o.tool_choice {
+                None | Some(wit::ToolChoice::Auto) => ToolChoice::Auto,
+                Some(wit::ToolChoice::None) => ToolChoice::None,
+                Some(wit::ToolChoice::Required) => ToolChoice::Required,
+                Some(wit::ToolChoice::Function(n)) => ToolChoice::Function(n),
+            },
+            parallel: o.parallel_tool_calls.unwrap_or(true),
+        }),
     })
 }
 
@@ -64,7 +83,13 @@ fn to_wit_generation(g: GenerationSummary) -> wit::Generation {
             FinishReason::Length => wit::FinishReason::Length,
             FinishReason::StopSequence => wit::FinishReason::StopSequence,
             FinishReason::Cancelled => wit::FinishReason::Cancelled,
+            FinishReason::ToolCalls => wit::FinishReason::ToolCalls,
         },
+        tool_calls: g
+            .tool_calls
+            .into_iter()
+            .map(|c| wit::ToolCall { id: c.id, name: c.name, arguments: c.arguments })
+            .collect(),
     }
 }
 

@@ -4,7 +4,7 @@ use super::bindings::models as wit;
 use super::error::HostResult;
 use super::resources::ModelResource;
 use super::view::{LlmView, blocking};
-use crate::engine::{ChatMessage, DeviceKind, Model};
+use crate::engine::{ChatMessage, DeviceKind, Model, ToolCall};
 use crate::error::LlmError;
 use crate::format::{self, ModelReport};
 use crate::params::{LoadRequest, check_chat};
@@ -23,8 +23,19 @@ impl LlmView<'_> {
 
 /// Chat messages from WIT, checked.
 pub(super) fn to_chat(messages: Vec<wit::ChatMessage>) -> HostResult<Vec<ChatMessage>> {
-    let m: Vec<_> =
-        messages.into_iter().map(|m| ChatMessage { role: m.role, content: m.content }).collect();
+    let m: Vec<_> = messages
+        .into_iter()
+        .map(|m| ChatMessage {
+            role: m.role,
+            content: m.content,
+            tool_calls: m
+                .tool_calls
+                .into_iter()
+                .map(|c| ToolCall { id: c.id, name: c.name, arguments: c.arguments })
+                .collect(),
+            tool_call_id: m.tool_call_id,
+        })
+        .collect();
     check_chat(&m)?;
     Ok(m)
 }

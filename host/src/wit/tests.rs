@@ -67,6 +67,9 @@ fn greedy(max: u32) -> wit_inf::SamplingOptions {
         stop: Vec::new(),
         grammar: None,
         json_schema: None,
+        tools: Vec::new(),
+        tool_choice: None,
+        parallel_tool_calls: None,
     }
 }
 

@@ -27,8 +27,8 @@ pub use super::layout::{BatchConfig, default_layout, kv_bytes_per_token};
 use super::sampling::build_sampler;
 use super::scheduler::SeqId;
 use crate::engine::{
-    Constraint, FinishReason, GenerationSummary, OutputAssembler, SamplingParams, SessionOptions,
-    StreamEvent, Usage,
+    FinishReason, GenerationSummary, OutputAssembler, SamplingParams, SessionOptions, StreamEvent,
+    Usage,
 };
 use crate::error::{LlmError, LlmResult};
 use llama_cpp_2::context::LlamaContext;
@@ -89,6 +89,8 @@ struct Job {
     generated: Vec<LlamaToken>,
     events: UnboundedSender<StreamEvent>,
     pieces: bool,
+    /// Write control tokens into the text.
+    render_special: bool,
     deadline: Option<Instant>,
     /// The token sampled last, to decode in the next step.
     next: Option<LlamaToken>,
@@ -202,6 +204,7 @@ impl<'m> Batcher<'m> {
                 tokens: Vec::new(),
                 finish_reason: FinishReason::Cancelled,
                 usage: Usage { prompt_tokens: r.prompt.len() as u32, ..Usage::default() },
+                tool_calls: Vec::new(),
             };
             let _ = r.events.send(StreamEvent::Done(summary));
         }
@@ -359,17 +362,16 @@ impl<'m> Batcher<'m> {
         s.cached.truncate(reuse);
         s.last_used = Instant::now();
         let mut sampler = build_sampler(&req.params, self.model.n_vocab());
-        let grammar = match &req.params.constraint {
-            Some(Constraint::Grammar(g)) => match super::grammar::sampler(self.model, g) {
-                Ok(s) => Some(s),
-                Err(e) => {
+        // The engine's generate turned a schema into its grammar and checked it already.
+        let grammar =
+            match req.params.constraint.as_ref().map(|c| super::grammar::sampler(self.model, c)) {
+                None => None,
+                Some(Ok(s)) => Some(s),
+                Some(Err(e)) => {
                     let _ = req.events.send(StreamEvent::Failed(e));
                     return;
                 }
-            },
-            // The engine's generate turned a schema into its grammar already.
-            Some(Constraint::JsonSchema(_)) | None => None,
-        };
+            };
         let window = req.params.repeat_window as usize;
         sampler.accept_many(&req.prompt[req.prompt.len().saturating_sub(window)..]);
         let chunk = self.sessions[&req.session].options.batch_size.max(1) as usize;
@@ -386,6 +388,7 @@ impl<'m> Batcher<'m> {
             generated: Vec::new(),
             events: req.events,
             pieces: req.params.pieces,
+            render_special: req.params.render_special,
             deadline: req.params.deadline,
             next: None,
             started: req.queued,
@@ -542,7 +545,7 @@ fn sample_step(model: &LlamaModel, job: &mut Job, token: LlamaToken) -> Option<F
         return Some(FinishReason::Stop);
     }
     job.generated.push(token);
-    let bytes = model.vocab().token_to_piece(token, false, None);
+    let bytes = model.vocab().token_to_piece(token, job.render_special, None);
     let hit = job.out.push(&bytes);
     if job.pieces {
         let piece = job.out.take_ready();
@@ -583,6 +586,7 @@ fn finish(mut job: Job, reason: FinishReason) {
         tokens: job.generated.iter().map(|t| t.0 as u32).collect(),
         finish_reason: reason,
         usage,
+        tool_calls: Vec::new(),
     };
     let _ = job.events.send(StreamEvent::Done(summary));
 }

@@ -56,7 +56,7 @@ impl ChatFormat {
                 names()
             )));
         };
-        match self.render_with(template, messages, add_assistant) {
+        match self.render_with(template, messages, add_assistant, None) {
             Ok(text) => Ok(text),
             Err(e) if *named => Err(e),
             Err(e) => match self.matcher(model, messages, add_assistant) {
@@ -69,19 +69,26 @@ impl ChatFormat {
         }
     }
 
-    /// Render a conversation with `template` (a session's own) and this model's tokens.
+    /// The model's template (the user's, else the file's), if it has one.
+    pub(super) fn template(&self) -> Option<&ChatTemplate> {
+        self.template.as_ref().map(|(t, _)| t)
+    }
+
+    /// Render a conversation with `template` (a session's own, or the model's) and this
+    /// model's tokens, with `tools` (JSON text) for templates that render them.
     pub(super) fn render_with(
         &self,
         template: &ChatTemplate,
         messages: &[ChatMessage],
         add_assistant: bool,
+        tools: Option<&str>,
     ) -> LlmResult<String> {
         template.render(&TemplateInput {
             messages,
             add_generation_prompt: add_assistant,
             bos_token: &self.bos,
             eos_token: &self.eos,
-            tools: None,
+            tools,
         })
     }
 

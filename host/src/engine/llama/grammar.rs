@@ -15,29 +15,39 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 
 /// The GBNF grammar of a constraint, checked: `invalid-input` with llama.cpp's reason when the
 /// schema cannot be converted or the grammar does not parse.
-pub(super) fn checked(model: &LlamaModel, constraint: &Constraint) -> LlmResult<String> {
-    let gbnf = match constraint {
-        Constraint::Grammar(g) => g.clone(),
-        Constraint::JsonSchema(schema) => {
-            let (gbnf, why) = capture_errors(|| llama_cpp_2::json_schema_to_grammar(schema));
-            gbnf.map_err(|_| {
-                // llama-cpp-2 returns only a code for the converter's exception.
-                LlmError::invalid(format!(
-                    "the JSON schema cannot be turned into a grammar: {}",
-                    why.unwrap_or_else(|| "llama.cpp's converter refused it (a part it does not \
-                        support, or a $ref it cannot resolve)"
-                        .into())
-                ))
-            })?
-        }
+pub(super) fn checked(model: &LlamaModel, constraint: &Constraint) -> LlmResult<Constraint> {
+    let checked = match constraint {
+        Constraint::Grammar(g) => Constraint::Grammar(g.clone()),
+        Constraint::JsonSchema(schema) => Constraint::Grammar(from_schema(schema)?),
+        Constraint::Lazy { .. } => constraint.clone(),
     };
-    sampler(model, &gbnf)?;
-    Ok(gbnf)
+    sampler(model, &checked)?;
+    Ok(checked)
 }
 
-/// llama.cpp's grammar sampler for a GBNF grammar.
-pub(super) fn sampler(model: &LlamaModel, gbnf: &str) -> LlmResult<LlamaSampler> {
-    let (sampler, why) = capture_errors(|| LlamaSampler::grammar(model, gbnf, "root"));
+/// The GBNF grammar of a JSON schema (llama.cpp's converter).
+pub(super) fn from_schema(schema: &str) -> LlmResult<String> {
+    let (gbnf, why) = capture_errors(|| llama_cpp_2::json_schema_to_grammar(schema));
+    gbnf.map_err(|_| {
+        // llama-cpp-2 returns only a code for the converter's exception.
+        LlmError::invalid(format!(
+            "the JSON schema cannot be turned into a grammar: {}",
+            why.unwrap_or_else(|| "llama.cpp's converter refused it (a part it does not \
+                support, or a $ref it cannot resolve)"
+                .into())
+        ))
+    })
+}
+
+/// llama.cpp's grammar sampler for a grammar (a schema must have become one already).
+pub(super) fn sampler(model: &LlamaModel, constraint: &Constraint) -> LlmResult<LlamaSampler> {
+    let (sampler, why) = capture_errors(|| match constraint {
+        Constraint::Grammar(gbnf) => LlamaSampler::grammar(model, gbnf, "root"),
+        Constraint::Lazy { grammar, triggers } => {
+            LlamaSampler::grammar_lazy(model, grammar, "root", triggers, &[])
+        }
+        Constraint::JsonSchema(_) => Err(llama_cpp_2::GrammarError::NullGrammar),
+    });
     sampler.map_err(|e| {
         LlmError::invalid(format!(
             "the grammar does not parse: {}",

@@ -8,7 +8,9 @@
 //! - `scheduler`: per model, the thread that owns every llama.cpp context of that model;
 //! - [`batch`]: the model's one shared context, every session a sequence of it, decoded in
 //!   one batch per step (`layout`: its sequences and cells);
-//! - `sampling` and `embed`: the sampler chain and chunked embeddings, run by the scheduler.
+//! - `sampling` and `embed`: the sampler chain and chunked embeddings, run by the scheduler;
+//! - `chat`, `grammar` and `tools`: chat templates, constrained output and tool calls (the
+//!   prompt and grammar of a generation with tools, from [`crate::tools`]).
 //!
 //! Tokenization and chat templates need no context and run on the caller's thread against the
 //! shared (`Arc`) weights; everything that decodes goes through the model's scheduler.
@@ -24,6 +26,7 @@ pub mod log;
 pub mod probe;
 mod sampling;
 mod scheduler;
+mod tools;
 mod verdicts;
 
 pub use backend::{backend, configure, cpu_kernels};
@@ -279,16 +282,21 @@ impl Weights {
             }
             Prompt::Chat(m) => {
                 let text = match template {
-                    Some(t) => self.chat.render_with(t, &m, true)?,
+                    Some(t) => self.chat.render_with(t, &m, true, None)?,
                     None => self.apply_chat_template(&m, true)?,
                 };
-                // A template that writes the BOS token itself (Llama 3's does) gets no second.
-                let bos = self.chat.bos();
-                let add_bos = bos.is_empty() || !text.starts_with(bos);
-                self.tokenize(&text, add_bos, true)?
+                self.chat_tokens(&text)?
             }
         };
         Ok(to_llama(&tokens))
+    }
+
+    /// A rendered conversation's tokens: a template that writes the BOS token itself (Llama
+    /// 3's does) gets no second.
+    fn chat_tokens(&self, text: &str) -> LlmResult<Vec<TokenId>> {
+        let bos = self.chat.bos();
+        let add_bos = bos.is_empty() || !text.starts_with(bos);
+        self.tokenize(text, add_bos, true)
     }
 }
 
@@ -410,14 +418,29 @@ impl Session for LlamaSession {
     }
 
     fn generate(&self, prompt: Prompt, mut params: SamplingParams) -> LlmResult<GenerationStream> {
-        let prompt = self.weights.prompt_tokens(prompt, self.template.as_ref())?;
+        let (prompt, output) = match params.tools.take() {
+            Some(tools) => {
+                let t = tools::prepare(
+                    &self.weights,
+                    self.template.as_ref(),
+                    prompt,
+                    &tools,
+                    &mut params,
+                )?;
+                (t.prompt, t.output)
+            }
+            None => (self.weights.prompt_tokens(prompt, self.template.as_ref())?, None),
+        };
         // A grammar or schema is checked here, where the error can go back at once; the
         // scheduler gets the grammar.
         if let Some(c) = &params.constraint {
-            let gbnf = grammar::checked(&self.weights.model, c)?;
-            params.constraint = Some(crate::engine::Constraint::Grammar(gbnf));
+            params.constraint = Some(grammar::checked(&self.weights.model, c)?);
         }
         let (events, stream) = GenerationStream::channel();
+        let stream = match output {
+            Some(o) => stream.with_tools(o),
+            None => stream,
+        };
         request(&self.tx, |reply| Command::Generate {
             id: self.id,
             prompt,
