@@ -100,7 +100,7 @@ bool exports_wasi_cli_run_run(void) {
                                                      &session_opts, &session, &err))
     fail(&err);
 
-  tabagent_llm_models_chat_message_t messages[2];
+  tabagent_llm_models_chat_message_t messages[2] = {0};
   size_t n = 0;
   if (system) {
     app_string_set(&messages[n].role, "system");

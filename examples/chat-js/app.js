@@ -109,14 +109,15 @@ function chat(o) {
   }
   const model = Model.load(name, undefined);
   const messages = [];
-  if (o.system !== undefined) messages.push({ role: 'system', content: o.system });
-  messages.push({ role: 'user', content: o.prompt });
+  if (o.system !== undefined) messages.push({ role: 'system', content: o.system, toolCalls: [] });
+  messages.push({ role: 'user', content: o.prompt, toolCalls: [] });
   const session = Session.create(model, {});
   const completion = session.stream({ tag: 'chat', val: messages }, {
     maxTokens: o.maxTokens,
     temperature: o.temperature,
     seed: o.seed,
     stop: [],
+    tools: [],
   });
   for (let piece; (piece = completion.next()) !== undefined;) {
     write(stdout, piece);

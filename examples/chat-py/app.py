@@ -78,8 +78,8 @@ def chat(o):
     model = models.Model.load(name, None)
     messages = []
     if o["system"] is not None:
-        messages.append(models.ChatMessage("system", o["system"]))
-    messages.append(models.ChatMessage("user", o["prompt"]))
+        messages.append(models.ChatMessage("system", o["system"], [], None))
+    messages.append(models.ChatMessage("user", o["prompt"], [], None))
     session = inference.Session.create(model, inference.SessionOptions(None, None, None, None, None))
     options = inference.SamplingOptions(
         max_tokens=o["max_tokens"],
@@ -93,6 +93,9 @@ def chat(o):
         stop=[],
         grammar=None,
         json_schema=None,
+        tools=[],
+        tool_choice=None,
+        parallel_tool_calls=None,
     )
     completion = session.stream(inference.Prompt_Chat(messages), options)
     while (piece := completion.next()) is not None:

@@ -37,14 +37,20 @@ pub mod bindings {
     });
 }
 
+mod chat;
 mod pull;
 
 pub use bindings::tabagent::llm::hardware;
+pub use bindings::tabagent::llm::inference::ToolChoice;
 pub use bindings::tabagent::llm::inference::{FinishReason, Generation, SessionOptions, Usage};
+pub use bindings::tabagent::llm::models::ToolCall;
 pub use bindings::tabagent::llm::models::{
     LoadOptions, LoadedModel, ModelMetadata, ModelReport, ModelState, TensorTypeCount,
 };
+pub use chat::{Message, Tool};
 pub use pull::{Pull, PullProgress, PullState, allowed_pulls, pull_state_name};
+
+use chat::raw_messages;
 
 use bindings::tabagent::llm::{inference as raw_inf, models as raw_models, types as raw_types};
 
@@ -109,13 +115,15 @@ impl Error {
     }
 }
 
-/// The WIT name of a finish reason (`stop`, `length`, `stop-sequence`, `cancelled`).
+/// The WIT name of a finish reason (`stop`, `length`, `stop-sequence`, `cancelled`,
+/// `tool-calls`).
 pub fn finish_reason_name(f: FinishReason) -> &'static str {
     match f {
         FinishReason::Stop => "stop",
         FinishReason::Length => "length",
         FinishReason::StopSequence => "stop-sequence",
         FinishReason::Cancelled => "cancelled",
+        FinishReason::ToolCalls => "tool-calls",
     }
 }
 
@@ -134,44 +142,6 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// One turn of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// `system`, `user`, `assistant`, …
-    pub role: String,
-    /// The text.
-    pub content: String,
-}
-
-impl Message {
-    /// A message with any role.
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
-    }
-
-    /// A `system` message.
-    pub fn system(content: impl Into<String>) -> Self {
-        Self::new("system", content)
-    }
-
-    /// A `user` message.
-    pub fn user(content: impl Into<String>) -> Self {
-        Self::new("user", content)
-    }
-
-    /// An `assistant` message.
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self::new("assistant", content)
-    }
-}
-
-fn raw_messages(messages: &[Message]) -> Vec<raw_models::ChatMessage> {
-    messages
-        .iter()
-        .map(|m| raw_models::ChatMessage { role: m.role.clone(), content: m.content.clone() })
-        .collect()
-}
 
 /// End the app with an exit code that `tabagent-host run` passes on as its own (WASI 0.2's plain
 /// exit only knows success and failure).
@@ -301,6 +271,9 @@ pub fn default_sampling() -> raw_inf::SamplingOptions {
         stop: Vec::new(),
         grammar: None,
         json_schema: None,
+        tools: Vec::new(),
+        tool_choice: None,
+        parallel_tool_calls: None,
     }
 }
 
@@ -417,6 +390,25 @@ impl<'a> Request<'a> {
     /// matches it.
     pub fn json_schema(mut self, schema: impl Into<String>) -> Self {
         self.options.json_schema = Some(schema.into());
+        self
+    }
+
+    /// Offer tools to the model (a chat prompt only); the calls it makes come back in the
+    /// generation's `tool_calls`, with finish reason `tool-calls`.
+    pub fn tools(mut self, tools: &[Tool]) -> Self {
+        self.options.tools.extend(tools.iter().map(Tool::to_raw));
+        self
+    }
+
+    /// Whether and which tools to call (default [`ToolChoice::Auto`]).
+    pub fn tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.options.tool_choice = Some(choice);
+        self
+    }
+
+    /// Whether one turn may make several calls (default true).
+    pub fn parallel_tool_calls(mut self, parallel: bool) -> Self {
+        self.options.parallel_tool_calls = Some(parallel);
         self
     }
 

@@ -99,6 +99,8 @@ fn a_generation_keeps_producing_tokens_while_a_large_embed_runs() {
         pieces: true,
         deadline: None,
         constraint: None,
+        tools: None,
+        render_special: false,
     };
     let sentence =
         "The quick brown fox jumps over the lazy dog while the river runs past the old mill. ";

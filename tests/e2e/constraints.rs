@@ -47,7 +47,7 @@ fn chat(question: &str) -> String {
 }
 
 /// Python's `jsonschema` on each output: `{"valid": n, "failures": [...]}`.
-fn validate(schema: &Value, outputs: &[String]) -> Value {
+pub(crate) fn validate(schema: &Value, outputs: &[String]) -> Value {
     let mut child = Command::new(python())
         .arg(repo_root().join("tests/constraints/validate.py"))
         .stdin(Stdio::piped())

@@ -29,3 +29,4 @@ mod probe;
 mod remote;
 mod serve;
 mod templates;
+mod tools;

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::{Command, Stdio};
-use tabagent_host::engine::ChatMessage;
+use tabagent_host::engine::{ChatMessage, ToolCall};
 use tabagent_host::template::{ChatTemplate, TemplateInput};
 use tabagent_tests::{python, repo_root};
 
@@ -25,7 +25,28 @@ const TEMPLATES: [(&str, &str, &str); 8] = [
 const TOOLS: &str = r#"[{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city, now.", "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city, e.g. Paris"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}}}, {"type": "function", "function": {"name": "add", "description": "Add two numbers.", "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}}}]"#;
 
 fn msg(role: &str, content: &str) -> ChatMessage {
-    ChatMessage { role: role.into(), content: content.into() }
+    ChatMessage::new(role, content)
+}
+
+/// A conversation where the assistant called two tools and got their results.
+fn with_tool_calls() -> Vec<ChatMessage> {
+    let call = |id: &str, name: &str, arguments: &str| ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: arguments.into(),
+    };
+    vec![
+        msg("user", "What is the weather in Paris, and what is 2 + 3?"),
+        ChatMessage {
+            tool_calls: vec![
+                call("call1abcd", "get_weather", r#"{"city": "Paris", "unit": "celsius"}"#),
+                call("call2efgh", "add", r#"{"b": 3, "a": 2}"#),
+            ],
+            ..msg("assistant", "")
+        },
+        ChatMessage { tool_call_id: Some("call1abcd".into()), ..msg("tool", "18 degrees, sunny") },
+        ChatMessage { tool_call_id: Some("call2efgh".into()), ..msg("tool", "5") },
+    ]
 }
 
 /// Python's rendering: `Ok(text)` or `Err(message)` when the template raised.
@@ -36,14 +57,15 @@ fn reference(
     eos: &str,
     tools: Option<&str>,
 ) -> Result<String, String> {
-    let req = json!({
-        "template": template,
-        "messages": messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect::<Vec<_>>(),
-        "add_generation_prompt": true,
-        "bos_token": bos,
-        "eos_token": eos,
-        "tools": tools,
-    });
+    // The conversation as the host renders it, its tool calls' keys in their order.
+    let messages = tabagent_host::template::messages_json(messages);
+    let req = format!(
+        r#"{{"template": {}, "messages": {messages}, "add_generation_prompt": true, "bos_token": {}, "eos_token": {}, "tools": {}}}"#,
+        json!(template),
+        json!(bos),
+        json!(eos),
+        json!(tools),
+    );
     let mut child = Command::new(python())
         .arg(repo_root().join("tests/templates/render.py"))
         .stdin(Stdio::piped())
@@ -78,13 +100,20 @@ fn model_templates_render_as_python_jinja2_renders_them() {
             "history without system",
             vec![msg("user", "2+2?"), msg("assistant", "4"), msg("user", "And 3+3?")],
         ),
+        ("tool calls and their results", with_tool_calls()),
     ];
     let (mut compared, mut raised) = (0, 0);
     for (file, bos, eos) in TEMPLATES {
         let source =
             std::fs::read_to_string(repo_root().join("tests/templates").join(file)).unwrap();
         let template = ChatTemplate::new(source.clone());
+        // The host gives tool calls only to templates with a tool format of their own; the
+        // others get them as JSON turns.
+        let native = tabagent_host::tools::ToolFormat::detect(&source).native();
         for (what, messages) in &conversations {
+            if messages.iter().any(|m| !m.tool_calls.is_empty()) && !native {
+                continue;
+            }
             for tools in [None, Some(TOOLS)] {
                 let expected = reference(&source, messages, bos, eos, tools);
                 let input = TemplateInput {

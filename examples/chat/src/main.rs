@@ -12,7 +12,7 @@
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
-use tabagent_guest::{Error, FinishReason, Message, Model};
+use tabagent_guest::{Error, Message, Model};
 
 struct Options {
     model: Option<String>,
@@ -91,12 +91,7 @@ fn chat(o: Options) -> Result<(), Error> {
     let _ = writeln!(stdout);
     let _ = stdout.flush();
     if let Some(g) = stream.outcome() {
-        let reason = match g.finish_reason {
-            FinishReason::Stop => "stop",
-            FinishReason::Length => "length",
-            FinishReason::StopSequence => "stop-sequence",
-            FinishReason::Cancelled => "cancelled",
-        };
+        let reason = tabagent_guest::finish_reason_name(g.finish_reason);
         eprintln!(
             "[{name}] prompt {} tokens ({:.1} tok/s), generated {} tokens ({:.1} tok/s), finish: {reason}",
             g.usage.prompt_tokens,

@@ -347,12 +347,13 @@ impl Sampling {
 }
 
 /// OpenAI's name of a finish reason: a stop sequence is `stop`; a generation that ended
-/// otherwise than by itself (cancelled) is `length`.
+/// otherwise than by itself (cancelled) is `length`; calls are `tool_calls`.
 pub fn finish_reason(f: tabagent_guest::FinishReason) -> &'static str {
     use tabagent_guest::FinishReason as F;
     match f {
         F::Stop | F::StopSequence => "stop",
         F::Length | F::Cancelled => "length",
+        F::ToolCalls => "tool_calls",
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::api::{ApiError, Body, Sampling, finish_reason, usage};
 use crate::bindings::wasi::http::types::ResponseOutparam;
 use crate::http::{Response, send_error, send_json};
+use crate::tools::{self, Tools};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use tabagent_guest::{Error, Generation, Message, Model};
@@ -114,13 +115,26 @@ fn messages(b: &Body) -> Result<Vec<Message>, ApiError> {
                 ));
             }
         };
-        if m.get("tool_calls").is_some_and(|t| !t.is_null()) {
-            return Err(ApiError::unsupported(
+        let mut message = Message::new(role, content_text(i, m.get("content"))?);
+        message.tool_calls = tools::message_calls(i, m.get("tool_calls"))?;
+        if !message.tool_calls.is_empty() && role != "assistant" {
+            return Err(ApiError::field(
                 &format!("messages[{i}].tool_calls"),
-                "tool calls are not supported",
+                "only an assistant message has 'tool_calls'",
             ));
         }
-        out.push(Message::new(role, content_text(i, m.get("content"))?));
+        if role == "tool" {
+            match m.get("tool_call_id").and_then(Value::as_str) {
+                Some(id) => message.tool_call_id = Some(id.to_string()),
+                None => {
+                    return Err(ApiError::field(
+                        &format!("messages[{i}].tool_call_id"),
+                        "a tool message needs the 'tool_call_id' of the call it answers",
+                    ));
+                }
+            }
+        }
+        out.push(message);
     }
     Ok(out)
 }
@@ -171,7 +185,14 @@ impl Shape {
     }
 
     fn whole(&self, g: &Generation) -> Value {
-        let choice = self.choice(Some(&g.text), Some(finish_reason(g.finish_reason)), false, false);
+        let mut choice =
+            self.choice(Some(&g.text), Some(finish_reason(g.finish_reason)), false, false);
+        if self.chat && !g.tool_calls.is_empty() {
+            if g.text.is_empty() {
+                choice["message"]["content"] = Value::Null;
+            }
+            choice["message"]["tool_calls"] = tools::calls_json(&g.tool_calls);
+        }
         let mut v = self.envelope(vec![choice], false);
         v["usage"] = usage(&g.usage);
         v
@@ -184,22 +205,23 @@ pub fn chat(bytes: &[u8], out: ResponseOutparam) {
         let b = Body::parse(bytes)?;
         let mut sampling = Sampling::parse(&b, None)?;
         sampling.response_format(&b)?;
-        b.refuse_unless(
-            "tools",
-            |v| v.as_array().is_some_and(Vec::is_empty),
-            "tools are not supported",
-        )?;
-        b.refuse_unless("tool_choice", |v| v == "none", "tools are not supported")?;
+        let tools = Tools::parse(&b)?;
+        if tools.active() && sampling.json_schema.is_some() {
+            return Err(ApiError::unsupported(
+                "response_format",
+                "'response_format' cannot be combined with 'tools': a reply is either calls or the format",
+            ));
+        }
         let messages = messages(&b)?;
         let (name, model) = load(&b)?;
-        Ok::<_, ApiError>((sampling, messages, name, model))
+        Ok::<_, ApiError>((sampling, tools, messages, name, model))
     })();
-    let (sampling, messages, name, model) = match prepared {
+    let (sampling, tools, messages, name, model) = match prepared {
         Ok(p) => p,
         Err(e) => return send_error(out, &e),
     };
     let shape = Shape { id: new_id("chatcmpl"), model: name, created: now(), chat: true };
-    let request = sampling.apply(model.chat(&messages));
+    let request = tools.apply(sampling.apply(model.chat(&messages)));
     generate(request, &sampling, &shape, out);
 }
 
@@ -294,6 +316,12 @@ fn generate(
         );
         return r.finish();
     };
+    for delta in tools::call_deltas(&g.tool_calls) {
+        let choice = json!({"index": 0, "delta": {"tool_calls": [delta]}, "logprobs": null, "finish_reason": null});
+        if r.event(&with_usage(shape.envelope(vec![choice], true))).is_err() {
+            return;
+        }
+    }
     let last = shape.choice(None, Some(finish_reason(g.finish_reason)), true, false);
     if r.event(&with_usage(shape.envelope(vec![last], true))).is_err() {
         return;

@@ -10,6 +10,7 @@
 mod api;
 mod handlers;
 mod http;
+mod tools;
 
 mod bindings {
     wit_bindgen::generate!({

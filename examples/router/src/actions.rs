@@ -310,7 +310,12 @@ impl Router {
                         format!("'messages[{i}]' needs string 'role' and 'content'"),
                     ));
                 };
-                list.push(raw_models::ChatMessage { role: role.into(), content: content.into() });
+                list.push(raw_models::ChatMessage {
+                    role: role.into(),
+                    content: content.into(),
+                    tool_calls: Vec::new(),
+                    tool_call_id: None,
+                });
             }
             inf::Prompt::Chat(list)
         } else {
@@ -495,8 +500,7 @@ fn sampling(o: &Obj) -> Result<inf::SamplingOptions, Refusal> {
         repeat_window: o.opt_u32("repeat_last_n")?,
         seed: o.opt_u64("seed")?,
         stop,
-        grammar: None,
-        json_schema: None,
+        ..tabagent_guest::default_sampling()
     })
 }
 

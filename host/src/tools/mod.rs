@@ -21,6 +21,7 @@ pub use output::ToolOutput;
 
 use crate::engine::{ChatMessage, ToolChoice, ToolUse};
 use crate::error::LlmResult;
+use std::borrow::Cow;
 
 /// How a model writes tool calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,12 +177,15 @@ pub fn plan(
     }
     let history = prompt::generic_history(messages);
     if none {
+        // After tool turns written as JSON, the reply is held to the format's answer, so that
+        // it comes in words rather than in imitation of those turns.
+        let after_tools = has_tool_turns(messages);
         return Ok(ToolPlan {
             messages: history,
             without_system: None,
             tools_json: None,
-            grammar: None,
-            output: None,
+            grammar: after_tools.then(prompt::generic_answer),
+            output: after_tools.then(|| ToolOutput::new(format, Vec::new(), seed)),
         });
     }
     let instruction = prompt::generic_instruction(tools, &offered);
@@ -192,6 +196,23 @@ pub fn plan(
         grammar: Some(prompt::generic_grammar(tools, &offered)),
         output,
     })
+}
+
+/// A conversation as a template in `format` renders it: as it is for a native format, with
+/// its tool calls and results written as JSON turns otherwise.
+pub fn history_for(format: ToolFormat, messages: &[ChatMessage]) -> Cow<'_, [ChatMessage]> {
+    if format.native() || !has_tool_turns(messages) {
+        Cow::Borrowed(messages)
+    } else {
+        Cow::Owned(prompt::generic_history(messages))
+    }
+}
+
+/// Whether a conversation has tool calls or results in it.
+pub fn has_tool_turns(messages: &[ChatMessage]) -> bool {
+    messages
+        .iter()
+        .any(|m| !m.tool_calls.is_empty() || m.tool_call_id.is_some() || m.role == "tool")
 }
 
 #[cfg(test)]

@@ -192,7 +192,7 @@ impl ToolOutput {
                 }
                 let arguments = match c.arguments.map(RawValue::get) {
                     None => "{}".to_string(),
-                    Some(a) if a.starts_with('{') => a.to_string(),
+                    Some(a) if a.starts_with('{') => compact(a),
                     // Arguments given as a JSON string holding the object.
                     Some(a) => {
                         let inner: String = serde_json::from_str(a).ok()?;
@@ -224,6 +224,27 @@ impl ToolOutput {
         }
         id
     }
+}
+
+/// JSON text without the whitespace between its tokens (keys keep their order).
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !c.is_ascii_whitespace() {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn splitmix(x: u64) -> u64 {

@@ -85,9 +85,7 @@ pub(super) fn generic_grammar(tools: &ToolUse, offered: &[&Tool]) -> CallGrammar
         any_call(ToolFormat::Generic, offered)
     );
     let schema = if tools.choice == ToolChoice::Auto {
-        format!(
-            r#"{{"anyOf":[{calls},{{"type":"object","properties":{{"response":{{"type":"string"}}}},"required":["response"],"additionalProperties":false}}]}}"#
-        )
+        format!(r#"{{"anyOf":[{calls},{RESPONSE}]}}"#)
     } else {
         calls
     };
@@ -99,6 +97,20 @@ pub(super) fn generic_grammar(tools: &ToolUse, offered: &[&Tool]) -> CallGrammar
         trigger: None,
     }
 }
+
+/// The generic format's answer in words only.
+pub(super) fn generic_answer() -> CallGrammar {
+    CallGrammar {
+        schema: RESPONSE.into(),
+        prefix: String::new(),
+        separator: None,
+        suffix: String::new(),
+        trigger: None,
+    }
+}
+
+/// The schema of the generic format's answer in words.
+const RESPONSE: &str = r#"{"type":"object","properties":{"response":{"type":"string"}},"required":["response"],"additionalProperties":false}"#;
 
 /// What the generic format tells the model.
 pub(super) fn generic_instruction(tools: &ToolUse, offered: &[&Tool]) -> String {
@@ -119,9 +131,11 @@ pub(super) fn generic_instruction(tools: &ToolUse, offered: &[&Tool]) -> String 
          {{<arguments>}}}}]}} with {how}."
     );
     let rule = match &tools.choice {
-        ToolChoice::Auto => {
-            format!("{call} To answer directly, reply {{\"response\": \"<your answer>\"}}.")
-        }
+        ToolChoice::Auto => format!(
+            "{call} To answer directly, reply {{\"response\": \"<your answer>\"}}. Once the \
+             results you need are there, answer the user with them: do not call a tool again \
+             for what a result already says."
+        ),
         ToolChoice::Function(name) => format!("{call} Call the tool {name}."),
         ToolChoice::Required | ToolChoice::None => call,
     };

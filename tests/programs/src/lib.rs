@@ -37,6 +37,7 @@ pub fn generation_json(g: &Generation) -> Value {
         "text": g.text,
         "tokens": g.tokens,
         "finish": finish_name(g.finish_reason),
+        "tool_calls": g.tool_calls.iter().map(|c| json!({"id": c.id, "name": c.name, "arguments": c.arguments})).collect::<Vec<_>>(),
         "usage": {
             "prompt_tokens": g.usage.prompt_tokens,
             "cached_tokens": g.usage.cached_tokens,

@@ -7,6 +7,7 @@
 use crate::engine::ChatMessage;
 use crate::error::{LlmError, LlmResult};
 use crate::template::{ChatTemplate, TemplateInput, names};
+use crate::tools::ToolFormat;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 
@@ -83,8 +84,9 @@ impl ChatFormat {
         add_assistant: bool,
         tools: Option<&str>,
     ) -> LlmResult<String> {
+        let messages = crate::tools::history_for(ToolFormat::detect(template.source()), messages);
         template.render(&TemplateInput {
-            messages,
+            messages: &messages,
             add_generation_prompt: add_assistant,
             bos_token: &self.bos,
             eos_token: &self.eos,

@@ -38,7 +38,7 @@ use self::probe::LoadProbe;
 use self::scheduler::{Command, SeqId};
 use crate::engine::{
     ChatMessage, CpuKernels, Engine, GenerationStream, GpuDevice, LoadOptions, Model, ModelInfo,
-    Prompt, SamplingParams, Session, SessionOptions, TokenId,
+    Prompt, SamplingParams, Session, SessionOptions, TokenId, ToolChoice, ToolUse,
 };
 use crate::error::{LlmError, LlmResult};
 use crate::format::file_type_name;
@@ -418,7 +418,15 @@ impl Session for LlamaSession {
     }
 
     fn generate(&self, prompt: Prompt, mut params: SamplingParams) -> LlmResult<GenerationStream> {
-        let (prompt, output) = match params.tools.take() {
+        // A conversation with tool turns goes the tools' way even without tools, so that a
+        // template without a tool format gets them written as it can read them.
+        let tools = params.tools.take().or_else(|| match &prompt {
+            Prompt::Chat(m) if crate::tools::has_tool_turns(m) => {
+                Some(ToolUse { choice: ToolChoice::None, ..ToolUse::default() })
+            }
+            _ => None,
+        });
+        let (prompt, output) = match tools {
             Some(tools) => {
                 let t = tools::prepare(
                     &self.weights,

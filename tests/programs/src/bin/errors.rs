@@ -113,7 +113,12 @@ fn main() {
         put(&k, v);
     }
     put("detokenize_bad", result_json(m.detokenize(&[u32::MAX], false), |s| json!(s)));
-    let nul_chat = [models::ChatMessage { role: "user".into(), content: "x\0y".into() }];
+    let nul_chat = [models::ChatMessage {
+        role: "user".into(),
+        content: "x\0y".into(),
+        tool_calls: Vec::new(),
+        tool_call_id: None,
+    }];
     put("template_nul", result_json(m.apply_chat_template(&nul_chat, true), |s| json!(s)));
     put(
         "unload_unknown",

@@ -51,7 +51,22 @@ fn main() {
                 .iter()
                 .map(|m| models::ChatMessage {
                     role: m["role"].as_str().unwrap().into(),
-                    content: m["content"].as_str().unwrap().into(),
+                    content: m["content"].as_str().unwrap_or_default().into(),
+                    tool_calls: m
+                        .get("tool_calls")
+                        .and_then(Value::as_array)
+                        .map(|calls| {
+                            calls
+                                .iter()
+                                .map(|c| models::ToolCall {
+                                    id: c["id"].as_str().unwrap().into(),
+                                    name: c["name"].as_str().unwrap().into(),
+                                    arguments: c["arguments"].as_str().unwrap().into(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    tool_call_id: m.get("tool_call_id").and_then(Value::as_str).map(String::from),
                 })
                 .collect(),
         )
@@ -73,6 +88,27 @@ fn main() {
             .unwrap_or_default(),
         grammar: o.get("grammar").and_then(Value::as_str).map(String::from),
         json_schema: o.get("json_schema").map(Value::to_string),
+        tools: o
+            .get("tools")
+            .and_then(Value::as_array)
+            .map(|tools| {
+                tools
+                    .iter()
+                    .map(|t| inf::Tool {
+                        name: t["name"].as_str().unwrap().into(),
+                        description: t["description"].as_str().unwrap_or_default().into(),
+                        parameters: t["parameters"].to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        tool_choice: o.get("tool_choice").map(|c| match (c.as_str(), c.get("function")) {
+            (Some("none"), _) => inf::ToolChoice::None,
+            (Some("required"), _) => inf::ToolChoice::Required,
+            (_, Some(name)) => inf::ToolChoice::Function(name.as_str().unwrap().into()),
+            _ => inf::ToolChoice::Auto,
+        }),
+        parallel_tool_calls: o.get("parallel_tool_calls").and_then(Value::as_bool),
     };
     let mode = req.get("mode").and_then(Value::as_str).unwrap_or("both");
     let repeat = req.get("repeat").and_then(Value::as_u64).unwrap_or(1);

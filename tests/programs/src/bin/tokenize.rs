@@ -25,6 +25,8 @@ fn main() {
             &[tabagent_guest::bindings::tabagent::llm::models::ChatMessage {
                 role: "user".into(),
                 content: "Hi".into(),
+                tool_calls: Vec::new(),
+                tool_call_id: None,
             }],
             false,
         )

@@ -1,0 +1,228 @@
+//! Tool calls through a real guest (the generation driver, with the SDK's WIT types) and the
+//! real model: calls of offered tools whose arguments validate against their schemas, a forced
+//! function, `none`, a tool's result answered, the model's native format where its template
+//! has one, and refusals of what cannot be honoured.
+
+use crate::constraints::validate;
+use crate::guests::GENERATE;
+use serde_json::{Value, json};
+use tabagent_tests::{grant, model_path, repo_root, run_json};
+
+fn tools() -> Value {
+    json!([
+        {"name": "get_weather", "description": "The current weather in a city.",
+         "parameters": {"type": "object", "properties": {
+             "city": {"type": "string", "minLength": 1, "maxLength": 40},
+             "unit": {"enum": ["celsius", "fahrenheit"]}},
+           "required": ["city", "unit"]}},
+        {"name": "add", "description": "Add two integers.",
+         "parameters": {"type": "object", "properties": {
+             "a": {"type": "integer"}, "b": {"type": "integer"}},
+           "required": ["a", "b"]}}
+    ])
+}
+
+fn schema_of(name: &str) -> Value {
+    tools().as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["parameters"].clone()
+}
+
+/// Run the driver; the runs' outcomes.
+async fn generate(req: Value) -> Vec<Value> {
+    let out = run_json(GENERATE, grant("smollm2", model_path()), &[&req.to_string()]).await;
+    out["runs"].as_array().unwrap().clone()
+}
+
+fn user(text: &str) -> Value {
+    json!({"role": "user", "content": text})
+}
+
+/// Every call names an offered tool and its arguments validate against that tool's schema.
+fn assert_valid_calls(g: &Value) {
+    let calls = g["tool_calls"].as_array().unwrap();
+    assert!(!calls.is_empty(), "{g}");
+    for c in calls {
+        let name = c["name"].as_str().unwrap();
+        let args = c["arguments"].as_str().unwrap().to_string();
+        let v = validate(&schema_of(name), &[args]);
+        assert_eq!(v["valid"], 1, "{name}: {v}");
+        assert!(c["id"].as_str().unwrap().starts_with("call_"), "{c}");
+    }
+}
+
+#[tokio::test]
+async fn required_calls_are_valid_whole_and_streamed_at_any_seed() {
+    let mut outputs = Vec::new();
+    for seed in 0..12u64 {
+        let runs = generate(json!({
+            "prompt": {"chat": [user("What is the weather in Paris? Also add 2 and 40.")]},
+            "options": {"temperature": 1.0, "seed": seed, "max_tokens": 96,
+                        "tools": tools(), "tool_choice": "required", "parallel_tool_calls": false},
+            "mode": "both",
+        }))
+        .await;
+        let whole = &runs[0]["generate"]["ok"];
+        assert_eq!(whole["finish"], "tool-calls", "{whole}");
+        assert_valid_calls(whole);
+        let stream = &runs[0]["stream"];
+        let outcome = &stream["outcome"];
+        // Streamed (from the cached prompt, so not always the same tokens at temperature 1):
+        // valid calls too, and no call markup among the pieces.
+        assert_eq!(outcome["finish"], "tool-calls", "{outcome}");
+        assert_valid_calls(outcome);
+        assert_eq!(outcome["tool_calls"].as_array().unwrap().len(), 1, "one call unless parallel");
+        let pieces: String =
+            stream["pieces"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        assert_eq!(pieces, outcome["text"].as_str().unwrap(), "pieces are the reply");
+        assert!(!pieces.contains("tool_calls"), "{pieces}");
+        outputs.push(whole["tool_calls"].clone());
+    }
+    println!("12 required generations: {outputs:?}");
+}
+
+#[tokio::test]
+async fn a_forced_function_is_called_and_none_gives_a_reply() {
+    let runs = generate(json!({
+        "prompt": {"chat": [user("What is 17 plus 25?")]},
+        "options": {"temperature": 0.0, "max_tokens": 64, "tools": tools(),
+                    "tool_choice": {"function": "add"}, "parallel_tool_calls": false},
+        "mode": "generate",
+    }))
+    .await;
+    let g = &runs[0]["generate"]["ok"];
+    assert_eq!(g["finish"], "tool-calls", "{g}");
+    let calls = g["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "parallel calls off: one call");
+    assert_eq!(calls[0]["name"], "add");
+    assert_valid_calls(g);
+
+    let none = generate(json!({
+        "prompt": {"chat": [user("What is 17 plus 25?")]},
+        "options": {"temperature": 0.0, "max_tokens": 24, "tools": tools(), "tool_choice": "none"},
+        "mode": "generate",
+    }))
+    .await;
+    let n = &none[0]["generate"]["ok"];
+    assert!(n["tool_calls"].as_array().unwrap().is_empty(), "{n}");
+    assert_ne!(n["finish"], "tool-calls");
+    assert!(!n["text"].as_str().unwrap().trim().is_empty(), "{n}");
+    // `none` leaves the tools out of the prompt.
+    let forced = g["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(n["usage"]["prompt_tokens"].as_u64().unwrap() + 50 < forced, "{n} vs {g}");
+}
+
+#[tokio::test]
+async fn a_tool_result_is_answered_in_words() {
+    // First turn: the model calls the weather tool.
+    let first = generate(json!({
+        "prompt": {"chat": [user("What is the weather in Paris?")]},
+        "options": {"temperature": 0.0, "max_tokens": 64, "tools": tools(),
+                    "tool_choice": {"function": "get_weather"}},
+        "mode": "generate",
+    }))
+    .await;
+    let call = first[0]["generate"]["ok"]["tool_calls"][0].clone();
+    assert_eq!(call["name"], "get_weather", "{first:?}");
+    // Second turn: its result goes back, and the model answers in words from it (`none`:
+    // the generic format holds the reply to its answer, so it does not imitate the JSON
+    // turns of the history).
+    let history = json!([
+        user("What is the weather in Paris?"),
+        {"role": "assistant", "content": "", "tool_calls": [call.clone()]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "{\"temperature\": 18, \"sky\": \"sunny\"}"},
+    ]);
+    let second = generate(json!({
+        "prompt": {"chat": history},
+        "options": {"temperature": 0.0, "max_tokens": 40, "tools": tools(), "tool_choice": "none"},
+        "mode": "both",
+    }))
+    .await;
+    let g = &second[0]["generate"]["ok"];
+    assert!(g["tool_calls"].as_array().unwrap().is_empty(), "{g}");
+    let text = g["text"].as_str().unwrap();
+    assert!(text.contains("18") && !text.contains('{'), "the answer uses the result: {g}");
+    let s = &second[0]["stream"];
+    let pieces: String =
+        s["pieces"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert_eq!(pieces, s["outcome"]["text"].as_str().unwrap());
+    assert!(pieces.contains("18"), "streamed as words: {pieces}");
+    // The same history without tools at all renders the same way.
+    let plain = generate(json!({
+        "prompt": {"chat": history},
+        "options": {"temperature": 0.0, "max_tokens": 40},
+        "mode": "generate",
+    }))
+    .await;
+    assert_eq!(plain[0]["generate"]["ok"]["text"], g["text"], "{plain:?}");
+    println!("the answer to the tool's result: {g}");
+}
+
+#[tokio::test]
+async fn a_template_with_its_own_format_gets_calls_in_it() {
+    // Qwen 2.5's template (Hermes `<tool_call>` blocks) on SmolLM2, as a session template.
+    let qwen =
+        std::fs::read_to_string(repo_root().join("tests/templates/qwen2.5-7b-instruct.jinja"))
+            .unwrap();
+    let runs = generate(json!({
+        "prompt": {"chat": [user("Add 2 and 3.")]},
+        "session": {"chat_template": qwen},
+        "options": {"temperature": 0.0, "max_tokens": 64, "tools": tools(), "tool_choice": "required"},
+        "mode": "both",
+    }))
+    .await;
+    let g = &runs[0]["generate"]["ok"];
+    assert_eq!(g["finish"], "tool-calls", "{g}");
+    assert_valid_calls(g);
+    let pieces: Vec<&str> = runs[0]["stream"]["pieces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(pieces.iter().all(|p| !p.contains("<tool_call>")), "{pieces:?}");
+    // The prompt carries the tools as Qwen's template writes them.
+    let plain = generate(json!({
+        "prompt": {"chat": [user("Add 2 and 3.")]},
+        "session": {"chat_template": qwen},
+        "options": {"temperature": 0.0, "max_tokens": 4},
+        "mode": "generate",
+    }))
+    .await;
+    let with = g["usage"]["prompt_tokens"].as_u64().unwrap();
+    let without = plain[0]["generate"]["ok"]["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(with > without + 100, "{with} vs {without}");
+}
+
+#[tokio::test]
+async fn what_cannot_be_honoured_is_refused() {
+    let cases = [
+        (json!({"text": "Hi"}), json!({"tools": tools()}), "chat prompt"),
+        (
+            json!({"chat": [user("Hi")]}),
+            json!({"tools": tools(), "tool_choice": {"function": "nope"}}),
+            "not among the tools",
+        ),
+        (
+            json!({"chat": [user("Hi")]}),
+            json!({"tools": tools(), "grammar": "root ::= \"a\""}),
+            "grammar",
+        ),
+        (
+            json!({"chat": [user("Hi")]}),
+            json!({"tools": [{"name": "bad name", "parameters": {}}]}),
+            "letters, digits",
+        ),
+        (
+            json!({"chat": [user("Hi")]}),
+            json!({"tools": [{"name": "t", "parameters": [1]}]}),
+            "JSON schema object",
+        ),
+        (json!({"chat": [user("Hi")]}), json!({"tool_choice": "required"}), "at least one tool"),
+    ];
+    for (prompt, options, why) in cases {
+        let runs =
+            generate(json!({"prompt": prompt, "options": options, "mode": "generate"})).await;
+        let e = &runs[0]["generate"]["error"];
+        assert_eq!(e["kind"], "invalid-input", "{options}: {e}");
+        assert!(e["message"].as_str().unwrap().contains(why), "{options}: {e}");
+    }
+}
