@@ -57,6 +57,13 @@ fn the_openai_client_lists_chats_streams_completes_embeds_and_gets_each_error() 
     assert_eq!(e["n"], "n");
     assert_eq!(e["oversize body"], "request_too_large");
     assert_eq!(e["busy"], "server_busy");
+    assert_eq!(e["tool type"], "tools[0]");
+    assert_eq!(e["tool choice"], "tool_choice");
+    assert_eq!(e["tools with response_format"], "response_format");
+    assert_eq!(e["tool message without id"], "messages[1].tool_call_id");
+    let t = &summary["tools"];
+    assert_eq!(t["required"][0][0], "get_weather", "{t}");
+    assert!(t["answer"].as_str().unwrap().contains("18"), "{t}");
     // When the dropped client's session ended, most of the others were still streaming.
     assert!(summary["drop"]["others_still_streaming"].as_u64().unwrap() >= 4, "{summary}");
     let h = server.health();

@@ -151,6 +151,81 @@ assert obj.choices[0].finish_reason == "stop", obj
 assert isinstance(json.loads(obj.choices[0].message.content), dict), obj.choices[0].message.content
 summary["structured"] = people
 
+# Tool calls: two tools offered; the call names one of them with arguments that validate; the
+# result sent back is answered in words; the same streamed and reassembled by the client's own
+# accumulator; `none` and a forced function.
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 40}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+    "required": ["city", "unit"],
+}
+ADD = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}
+TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "description": "The current weather in a city.", "parameters": WEATHER}},
+    {"type": "function", "function": {"name": "add", "description": "Add two integers.", "parameters": ADD}},
+]
+SCHEMAS = {"get_weather": WEATHER, "add": ADD}
+ask = chat_messages("What is the weather in Paris?")
+
+
+def check_calls(message):
+    assert message.tool_calls, message
+    for call in message.tool_calls:
+        assert call.type == "function" and call.id, call
+        jsonschema.validate(json.loads(call.function.arguments), SCHEMAS[call.function.name])
+    return [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls]
+
+
+r = client.chat.completions.create(
+    model="smollm2", messages=ask, tools=TOOLS, tool_choice="required", parallel_tool_calls=False,
+    max_tokens=64, temperature=0,
+)
+assert r.choices[0].finish_reason == "tool_calls", r.choices[0]
+calls = check_calls(r.choices[0].message)
+assert len(calls) == 1, calls
+assert r.choices[0].message.content is None, r.choices[0].message
+call = r.choices[0].message.tool_calls[0]
+history = ask + [
+    {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+    {"role": "tool", "tool_call_id": call.id, "content": json.dumps({"temperature": 18, "sky": "sunny"})},
+]
+answer = client.chat.completions.create(
+    model="smollm2", messages=history, tools=TOOLS, tool_choice="none", max_tokens=40, temperature=0
+)
+assert answer.choices[0].message.tool_calls is None, answer.choices[0].message
+assert "18" in answer.choices[0].message.content, answer.choices[0].message.content
+with client.chat.completions.stream(
+    model="smollm2", messages=ask, tools=TOOLS, tool_choice="required", parallel_tool_calls=False,
+    max_tokens=64, temperature=0,
+) as s:
+    deltas = [e for e in s if e.type == "chunk" and e.chunk.choices and e.chunk.choices[0].delta.tool_calls]
+    final = s.get_final_completion()
+# Every delta has an index; only the first of a call has its id.
+parts = [tc for e in deltas for tc in e.chunk.choices[0].delta.tool_calls]
+assert all(tc.index == 0 for tc in parts) and parts[0].id and all(tc.id is None for tc in parts[1:]), parts
+assert final.choices[0].finish_reason == "tool_calls", final.choices[0]
+assert check_calls(final.choices[0].message) == calls, (final.choices[0].message, calls)
+assert final.choices[0].message.tool_calls[0].id == parts[0].id
+forced = client.chat.completions.create(
+    model="smollm2", messages=chat_messages("What is 17 plus 25?"), tools=TOOLS,
+    tool_choice={"type": "function", "function": {"name": "add"}}, parallel_tool_calls=False,
+    max_tokens=64, temperature=0,
+)
+assert [n for n, _ in check_calls(forced.choices[0].message)] == ["add"], forced.choices[0]
+none = client.chat.completions.create(
+    model="smollm2", messages=ask, tools=TOOLS, tool_choice="none", max_tokens=16, temperature=0
+)
+assert none.choices[0].message.tool_calls is None and none.choices[0].message.content, none.choices[0]
+assert none.choices[0].finish_reason in ("stop", "length")
+auto = client.chat.completions.create(
+    model="smollm2", messages=ask, tools=TOOLS, parallel_tool_calls=False, max_tokens=64, temperature=0
+)
+if auto.choices[0].finish_reason == "tool_calls":
+    check_calls(auto.choices[0].message)
+else:
+    assert auto.choices[0].message.content and not auto.choices[0].message.tool_calls, auto.choices[0]
+summary["tools"] = {"required": calls, "answer": answer.choices[0].message.content, "auto": auto.choices[0].finish_reason}
+
 # A completion, whole and streamed.
 c = client.completions.create(model="smollm2", prompt="Once upon a time", max_tokens=8, temperature=0)
 assert c.object == "text_completion" and c.choices[0].text, c
@@ -218,6 +293,26 @@ summary["errors"] = {
             model="smollm2", messages=chat_messages("Hi"),
             response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "#/nowhere"}}},
         ),
+    )["param"],
+    "tool type": expect_error(
+        openai.BadRequestError, 400,
+        lambda: client.chat.completions.create(model="smollm2", messages=msgs, tools=[{"type": "code_interpreter"}]),
+    )["param"],
+    "tool choice": expect_error(
+        openai.BadRequestError, 400,
+        lambda: client.chat.completions.create(
+            model="smollm2", messages=msgs, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "nope"}}
+        ),
+    )["param"],
+    "tools with response_format": expect_error(
+        openai.BadRequestError, 400,
+        lambda: client.chat.completions.create(
+            model="smollm2", messages=msgs, tools=TOOLS, response_format={"type": "json_object"}
+        ),
+    )["param"],
+    "tool message without id": expect_error(
+        openai.BadRequestError, 400,
+        lambda: client.chat.completions.create(model="smollm2", messages=msgs + [{"role": "tool", "content": "x"}]),
     )["param"],
     "unknown route": expect_error(
         openai.NotFoundError, 404, lambda: client.get("/nothing/here", cast_to=httpx.Response)
