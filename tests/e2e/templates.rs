@@ -232,3 +232,62 @@ fn a_file_without_a_template_chats_with_one_the_user_names() {
     let (ok, _, err) = chat_on_gemma(&["--chat-template", "gemma=vicuna-9000"]);
     assert!(!ok && err.contains("the built-in ones are chatml, gemma"), "{err}");
 }
+
+#[tokio::test]
+async fn hostile_templates_in_a_model_file_are_refused_in_bounded_time_and_the_host_stays_up() {
+    use crate::guests::GENERATE;
+    use tabagent_host::engine::llama::LlamaEngine;
+    use tabagent_host::engine::{Engine, LoadOptions, Prompt};
+    use tabagent_host::params::SamplingRequest;
+    use tabagent_host::source::ResolvedModel;
+    let cases = [
+        "{% for a in range(100000) %}{% for b in range(100000) %}{{ '' }}{% endfor %}{% endfor %}",
+        "{% set s = namespace(x='ab') %}{% for i in range(64) %}{% set s.x = s.x ~ s.x %}{% endfor %}",
+        "{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}",
+        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+        "{% for m in messages %}{{ m.content ",
+    ];
+    for source in cases {
+        let file = model_with_template(source);
+        let model = LlamaEngine::new()
+            .load(&ResolvedModel::unchecked(&file), &LoadOptions::default())
+            .unwrap();
+        let start = std::time::Instant::now();
+        let e = model.apply_chat_template(&[msg("user", "Hi")], true).unwrap_err();
+        assert_eq!(e.kind(), "invalid-input", "{source}: {e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{source}");
+        // The same model still generates from text.
+        let session = model
+            .new_session(&tabagent_host::engine::SessionOptions {
+                context_size: 256,
+                batch_size: 64,
+                threads: 2,
+                ..Default::default()
+            })
+            .unwrap();
+        let params =
+            SamplingRequest { max_tokens: Some(4), temperature: Some(0.0), ..Default::default() };
+        let mut stream =
+            session.generate(Prompt::Text("Hello".into()), params.resolve(1).unwrap()).unwrap();
+        let mut done = false;
+        while let Some(ev) = stream.next_event().await {
+            done |= matches!(ev, tabagent_host::engine::StreamEvent::Done(_));
+        }
+        assert!(done, "{source}");
+        // A guest's chat gets the error as a value, and its next call works.
+        let req = json!({
+            "prompt": {"chat": [{"role": "user", "content": "Hi"}]},
+            "options": {"temperature": 0.0, "max_tokens": 4},
+            "mode": "generate",
+            "repeat": 1,
+        });
+        let out = tabagent_tests::run_json(
+            GENERATE,
+            tabagent_tests::grant("smollm2", &file),
+            &[&req.to_string()],
+        )
+        .await;
+        assert_eq!(out["runs"][0]["generate"]["error"]["kind"], "invalid-input", "{source}: {out}");
+        let _ = std::fs::remove_file(&file);
+    }
+}
