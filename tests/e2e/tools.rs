@@ -1,7 +1,8 @@
 //! Tool calls through a real guest (the generation driver, with the SDK's WIT types) and the
 //! real model: calls of offered tools whose arguments validate against their schemas, a forced
 //! function, `none`, a tool's result answered, the model's native format where its template
-//! has one, and refusals of what cannot be honoured.
+//! has one, the same through a remote engine on llama.cpp's own server, and refusals of what
+//! cannot be honoured.
 
 use crate::constraints::validate;
 use crate::guests::GENERATE;
@@ -225,4 +226,51 @@ async fn what_cannot_be_honoured_is_refused() {
         assert_eq!(e["kind"], "invalid-input", "{options}: {e}");
         assert!(e["message"].as_str().unwrap().contains(why), "{options}: {e}");
     }
+}
+
+#[tokio::test]
+async fn tool_calls_work_through_a_remote_engine_on_llama_server() {
+    use std::collections::BTreeMap;
+    use tabagent_host::remote::RemoteSpec;
+    use tabagent_host::source::ModelSource;
+    let server = tabagent_tests::llama_server::LlamaServer::start(&[]);
+    let spec = RemoteSpec::parse(&format!("remote:{}", server.url())).unwrap();
+    let grant = BTreeMap::from([("smollm2".to_string(), ModelSource::Remote(spec))]);
+    let req = json!({
+        "prompt": {"chat": [user("What is the weather in Paris?")]},
+        "options": {"temperature": 0.0, "max_tokens": 96, "tools": tools(),
+                    "tool_choice": "required", "parallel_tool_calls": false},
+        "mode": "both",
+    });
+    let out = run_json(GENERATE, grant.clone(), &[&req.to_string()]).await;
+    let run = &out["runs"][0];
+    for g in [&run["generate"]["ok"], &run["stream"]["outcome"]] {
+        assert_eq!(g["finish"], "tool-calls", "{out}");
+        let calls = g["tool_calls"].as_array().unwrap();
+        assert!(!calls.is_empty(), "{g}");
+        for c in calls {
+            let v = validate(
+                &schema_of(c["name"].as_str().unwrap()),
+                &[c["arguments"].as_str().unwrap().into()],
+            );
+            assert_eq!(v["valid"], 1, "{c}: {v}");
+            assert!(!c["id"].as_str().unwrap().is_empty(), "{c}");
+        }
+    }
+    // The call and its result go back in the history, and the answer comes in words.
+    let call = run["generate"]["ok"]["tool_calls"][0].clone();
+    let history = json!([
+        user("What is the weather in Paris?"),
+        {"role": "assistant", "content": "", "tool_calls": [call.clone()]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "{\"temperature\": 18}"},
+    ]);
+    let req = json!({
+        "prompt": {"chat": history},
+        "options": {"temperature": 0.0, "max_tokens": 24, "tools": tools(), "tool_choice": "none"},
+        "mode": "generate",
+    });
+    let out = run_json(GENERATE, grant, &[&req.to_string()]).await;
+    let g = &out["runs"][0]["generate"]["ok"];
+    assert!(g["tool_calls"].as_array().unwrap().is_empty(), "{out}");
+    assert!(!g["text"].as_str().unwrap().trim().is_empty(), "{out}");
 }

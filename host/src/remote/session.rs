@@ -22,9 +22,37 @@ use super::client::{self, CallError, EventStream};
 use super::model::{Failure, Shared};
 use super::wire;
 use crate::engine::{
-    FinishReason, GenerationStream, GenerationSummary, OutputAssembler, Prompt, SamplingParams,
-    Session, StreamEvent, Usage,
+    Constraint, FinishReason, GenerationStream, GenerationSummary, OutputAssembler, Prompt,
+    SamplingParams, Session, StreamEvent, ToolChoice, ToolUse, Usage,
 };
+use crate::tools::ToolFormat;
+
+/// A generation with tools (or a conversation with tool turns), in the generic format: the
+/// tools described in the system message and the reply held to its JSON schema through the
+/// server's `response_format`, which OpenAI-compatible servers enforce more widely than they
+/// honour `tools` (llama.cpp's server renders them for some templates and ignores them for
+/// others, `required` included). The calls are parsed here.
+fn with_tools(
+    prompt: Prompt,
+    params: &mut SamplingParams,
+) -> LlmResult<(Prompt, Option<crate::tools::ToolOutput>)> {
+    let tools = match (params.tools.take(), &prompt) {
+        (Some(t), _) => t,
+        (None, Prompt::Chat(m)) if crate::tools::has_tool_turns(m) => {
+            ToolUse { choice: ToolChoice::None, ..ToolUse::default() }
+        }
+        (None, _) => return Ok((prompt, None)),
+    };
+    let Prompt::Chat(messages) = prompt else {
+        return Err(LlmError::invalid("tools need a chat prompt"));
+    };
+    if params.constraint.is_some() {
+        return Err(LlmError::invalid("tools cannot be combined with a grammar or a JSON schema"));
+    }
+    let plan = crate::tools::plan(ToolFormat::Generic, &tools, &messages, params.seed)?;
+    params.constraint = plan.grammar.map(|g| Constraint::JsonSchema(g.schema));
+    Ok((Prompt::Chat(plan.messages), plan.output))
+}
 use crate::error::{LlmError, LlmResult};
 use hyper::Method;
 use serde_json::Value;
@@ -82,7 +110,8 @@ impl Session for RemoteSession {
         self.context
     }
 
-    fn generate(&self, prompt: Prompt, params: SamplingParams) -> LlmResult<GenerationStream> {
+    fn generate(&self, prompt: Prompt, mut params: SamplingParams) -> LlmResult<GenerationStream> {
+        let (prompt, tools) = with_tools(prompt, &mut params)?;
         let empty = match &prompt {
             Prompt::Text(t) => t.is_empty(),
             Prompt::Tokens(t) => t.is_empty(),
@@ -91,13 +120,11 @@ impl Session for RemoteSession {
         if empty {
             return Err(LlmError::invalid("the prompt is empty"));
         }
-        if params.tools.is_some() {
-            return Err(LlmError::Unsupported(
-                "tool calls through a remote engine are not supported; load the model locally"
-                    .into(),
-            ));
-        }
         let (tx, stream) = GenerationStream::channel();
+        let stream = match tools {
+            Some(t) => stream.with_tools(t),
+            None => stream,
+        };
         let busy = {
             static NEXT: AtomicU64 = AtomicU64::new(1);
             let mut c = self.current.lock().unwrap_or_else(|e| e.into_inner());

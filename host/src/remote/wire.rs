@@ -1,7 +1,7 @@
 //! The OpenAI-compatible wire format: request bodies from the engine's types, and what comes
 //! back (streamed chunks, model lists, llama-server's extras) into them.
 
-use crate::engine::{ModelInfo, Prompt, SamplingParams};
+use crate::engine::{ChatMessage, ModelInfo, Prompt, SamplingParams};
 use serde_json::{Value, json};
 
 /// Stop sequences sent to the server (the OpenAI API takes at most 4); every one is also
@@ -16,8 +16,7 @@ pub fn generation_request(
 ) -> (&'static str, Value) {
     let (route, mut body) = match prompt {
         Prompt::Chat(messages) => {
-            let m: Vec<Value> =
-                messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect();
+            let m: Vec<Value> = messages.iter().map(message).collect();
             ("/chat/completions", json!({ "messages": m }))
         }
         Prompt::Text(text) => ("/completions", json!({ "prompt": text })),
@@ -59,10 +58,30 @@ pub fn generation_request(
         Some(crate::engine::Constraint::Grammar(g)) => {
             o.insert("grammar".into(), json!(g));
         }
-        // Set only by local tool calls, which a remote engine refuses before.
+        // Set only by the local engine's tool calls.
         Some(crate::engine::Constraint::Lazy { .. }) | None => {}
     }
     (route, body)
+}
+
+/// A chat message in OpenAI's shape: an assistant's `tool_calls` (arguments as JSON text),
+/// a tool result's `tool_call_id`.
+fn message(m: &ChatMessage) -> Value {
+    let mut v = json!({"role": m.role, "content": m.content});
+    if !m.tool_calls.is_empty() {
+        if m.content.is_empty() {
+            v["content"] = Value::Null;
+        }
+        v["tool_calls"] = m
+            .tool_calls
+            .iter()
+            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+    }
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = json!(id);
+    }
+    v
 }
 
 /// Token counts a server reports.
@@ -232,6 +251,23 @@ mod tests {
         let (_, body) = generation_request(None, &Prompt::Text("x".into()), &p);
         assert_eq!(body["grammar"], "root ::= \"a\"");
         assert!(body.get("response_format").is_none());
+    }
+
+    #[test]
+    fn tool_turns_go_in_openai_shape() {
+        use crate::engine::ToolCall;
+        let p = params();
+        let call = ToolCall { id: "c1".into(), name: "add".into(), arguments: r#"{"a":1}"#.into() };
+        let chat = Prompt::Chat(vec![
+            ChatMessage::new("user", "1+1?"),
+            ChatMessage { tool_calls: vec![call], ..ChatMessage::new("assistant", "") },
+            ChatMessage { tool_call_id: Some("c1".into()), ..ChatMessage::new("tool", "2") },
+        ]);
+        let (_, body) = generation_request(None, &chat, &p);
+        let m = &body["messages"];
+        assert!(m[1]["content"].is_null());
+        assert_eq!(m[1]["tool_calls"][0]["function"]["arguments"], r#"{"a":1}"#);
+        assert_eq!(m[2]["tool_call_id"], "c1");
     }
 
     #[test]
