@@ -118,7 +118,7 @@ async fn a_tool_result_is_answered_in_words() {
     let first = generate(json!({
         "prompt": {"chat": [user("What is the weather in Paris?")]},
         "options": {"temperature": 0.0, "max_tokens": 64, "tools": tools(),
-                    "tool_choice": {"function": "get_weather"}},
+                    "tool_choice": {"function": "get_weather"}, "parallel_tool_calls": false},
         "mode": "generate",
     }))
     .await;
