@@ -243,7 +243,8 @@ pub struct SamplingRequest {
     pub stop: Vec<String>,
     /// A grammar or JSON schema the output must match (at most 1 MiB).
     pub constraint: Option<Constraint>,
-    /// Tools the model may call (a chat prompt only; not with a constraint).
+    /// Tools the model may call (a chat prompt only; not with a constraint unless the choice
+    /// is `none`).
     pub tools: Option<ToolUse>,
 }
 
@@ -321,7 +322,7 @@ impl SamplingRequest {
         }
         if let Some(t) = &p.tools {
             check_tools(t)?;
-            if p.constraint.is_some() {
+            if p.constraint.is_some() && t.choice != ToolChoice::None {
                 return Err(LlmError::invalid(
                     "tools cannot be combined with a grammar or a JSON schema",
                 ));
@@ -433,6 +434,44 @@ mod tests {
         }
         let capped = LlmLimits { max_context_size: 1024, ..LlmLimits::default() };
         assert!(opts(Some(2048), None, None).resolve(8192, &capped, 1).is_err());
+    }
+
+    #[test]
+    fn tools_are_checked() {
+        use crate::engine::Tool;
+        let tool = |name: &str, parameters: &str| Tool {
+            name: name.into(),
+            description: String::new(),
+            parameters: parameters.into(),
+        };
+        let with = |tools: Vec<Tool>, choice: ToolChoice, constraint: Option<Constraint>| {
+            SamplingRequest {
+                tools: Some(ToolUse { tools, choice, parallel: true }),
+                constraint,
+                ..Default::default()
+            }
+            .resolve(1)
+        };
+        let ok = || vec![tool("get_weather", r#"{"type":"object"}"#)];
+        assert!(with(ok(), ToolChoice::Auto, None).is_ok());
+        let err = |r: LlmResult<SamplingParams>| r.unwrap_err().to_string();
+        assert!(err(with(vec![tool("a b", "{}")], ToolChoice::Auto, None)).contains("letters"));
+        assert!(
+            err(with(vec![tool("a", "{}"), tool("a", "{}")], ToolChoice::Auto, None))
+                .contains("two tools")
+        );
+        assert!(err(with(vec![tool("a", "[]")], ToolChoice::Auto, None)).contains("schema object"));
+        assert!(err(with(vec![tool("a", "{")], ToolChoice::Auto, None)).contains("not JSON"));
+        assert!(err(with(ok(), ToolChoice::Function("x".into()), None)).contains("not among"));
+        assert!(err(with(Vec::new(), ToolChoice::Required, None)).contains("at least one"));
+        let many = (0..=MAX_TOOLS).map(|i| tool(&format!("t{i}"), "{}")).collect();
+        assert!(err(with(many, ToolChoice::Auto, None)).contains("at most"));
+        // A grammar and tools do not mix, unless no tool may be called.
+        let g = || Some(Constraint::Grammar("root ::= \"a\"".into()));
+        assert!(err(with(ok(), ToolChoice::Auto, g())).contains("combined"));
+        assert!(with(ok(), ToolChoice::None, g()).is_ok());
+        // No tools and the default choice: no tools at all.
+        assert!(with(Vec::new(), ToolChoice::Auto, None).unwrap().tools.is_none());
     }
 
     #[test]

@@ -155,6 +155,18 @@ async fn a_tool_result_is_answered_in_words() {
     }))
     .await;
     assert_eq!(plain[0]["generate"]["ok"]["text"], g["text"], "{plain:?}");
+    // And a schema of the caller's own holds the reply to such a history.
+    let shaped = generate(json!({
+        "prompt": {"chat": history},
+        "options": {"temperature": 0.0, "max_tokens": 60, "tools": tools(), "tool_choice": "none",
+                    "json_schema": {"type": "object", "properties": {"celsius": {"type": "integer"}},
+                                    "required": ["celsius"], "additionalProperties": false}},
+        "mode": "generate",
+    }))
+    .await;
+    let text = shaped[0]["generate"]["ok"]["text"].as_str().unwrap();
+    let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {shaped:?}"));
+    assert!(v["celsius"].is_i64(), "{v}");
     println!("the answer to the tool's result: {g}");
 }
 

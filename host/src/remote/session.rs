@@ -43,11 +43,22 @@ fn with_tools(
         }
         (None, _) => return Ok((prompt, None)),
     };
-    let Prompt::Chat(messages) = prompt else {
-        return Err(LlmError::invalid("tools need a chat prompt"));
+    let messages = match prompt {
+        Prompt::Chat(m) => m,
+        other if tools.tools.is_empty() && tools.choice == ToolChoice::None => {
+            return Ok((other, None));
+        }
+        _ => return Err(LlmError::invalid("tools need a chat prompt")),
     };
     if params.constraint.is_some() {
-        return Err(LlmError::invalid("tools cannot be combined with a grammar or a JSON schema"));
+        if tools.choice != ToolChoice::None {
+            return Err(LlmError::invalid(
+                "tools cannot be combined with a grammar or a JSON schema",
+            ));
+        }
+        // With `none`, the caller's grammar or schema holds the reply instead of the format's.
+        let plan = crate::tools::plan(ToolFormat::Generic, &tools, &messages, params.seed)?;
+        return Ok((Prompt::Chat(plan.messages), None));
     }
     let plan = crate::tools::plan(ToolFormat::Generic, &tools, &messages, params.seed)?;
     params.constraint = plan.grammar.map(|g| Constraint::JsonSchema(g.schema));

@@ -147,7 +147,8 @@ pub(super) fn generic_instruction(tools: &ToolUse, offered: &[&Tool]) -> String 
 }
 
 /// The history for a template without tool calls: an assistant's calls become its JSON reply,
-/// and the results that follow become one user turn.
+/// and the results that follow become one user turn, each named by its call's tool (results
+/// follow their calls in order; the ids, random text to a model, stay out of the prompt).
 pub(super) fn generic_history(messages: &[ChatMessage]) -> Vec<ChatMessage> {
     let mut out: Vec<ChatMessage> = Vec::with_capacity(messages.len());
     let mut names = std::collections::HashMap::new();
@@ -157,8 +158,7 @@ pub(super) fn generic_history(messages: &[ChatMessage]) -> Vec<ChatMessage> {
             let id = m.tool_call_id.as_deref().unwrap_or("");
             let name = names.get(id).copied().unwrap_or("");
             let result = format!(
-                "{{\"tool_response\": {{\"id\": {}, \"name\": {}, \"content\": {}}}}}",
-                text(id),
+                "{{\"tool_response\": {{\"name\": {}, \"content\": {}}}}}",
                 text(name),
                 text(&m.content)
             );
@@ -183,10 +183,9 @@ pub(super) fn generic_history(messages: &[ChatMessage]) -> Vec<ChatMessage> {
             .map(|c| {
                 names.insert(c.id.as_str(), c.name.as_str());
                 format!(
-                    "{{\"name\": {}, \"arguments\": {}, \"id\": {}}}",
+                    "{{\"name\": {}, \"arguments\": {}}}",
                     text(&c.name),
-                    if c.arguments.trim().is_empty() { "{}" } else { c.arguments.as_str() },
-                    text(&c.id)
+                    if c.arguments.trim().is_empty() { "{}" } else { c.arguments.as_str() }
                 )
             })
             .collect();

@@ -239,12 +239,12 @@ fn generic_history_writes_calls_and_results_as_json_turns() {
     assert_eq!(m.len(), 4, "{m:?}");
     assert_eq!(
         m[2].content,
-        r#"{"tool_calls": [{"name": "get_weather", "arguments": {"city":"Paris"}, "id": "c1"}, {"name": "add", "arguments": {"a":1,"b":2}, "id": "c2"}]}"#
+        r#"{"tool_calls": [{"name": "get_weather", "arguments": {"city":"Paris"}}, {"name": "add", "arguments": {"a":1,"b":2}}]}"#
     );
     assert_eq!(m[3].role, "user");
     assert_eq!(
         m[3].content,
-        "{\"tool_response\": {\"id\": \"c1\", \"name\": \"get_weather\", \"content\": \"18 C\"}}\n{\"tool_response\": {\"id\": \"c2\", \"name\": \"add\", \"content\": \"3\"}}"
+        "{\"tool_response\": {\"name\": \"get_weather\", \"content\": \"18 C\"}}\n{\"tool_response\": {\"name\": \"add\", \"content\": \"3\"}}"
     );
     assert!(m.iter().all(|m| m.tool_calls.is_empty() && m.tool_call_id.is_none()));
 }

@@ -3,7 +3,7 @@
 //! ([`crate::tools::plan`]), and the format's grammar built with llama.cpp's schema converter.
 
 use super::{Weights, grammar, to_llama};
-use crate::engine::{Constraint, Prompt, SamplingParams, ToolUse};
+use crate::engine::{Constraint, Prompt, SamplingParams, ToolChoice, ToolUse};
 use crate::error::{LlmError, LlmResult};
 use crate::template::ChatTemplate;
 use crate::tools::{ToolFormat, ToolOutput, plan};
@@ -25,10 +25,19 @@ pub(super) fn prepare(
     tools: &ToolUse,
     params: &mut SamplingParams,
 ) -> LlmResult<Prepared> {
-    let Prompt::Chat(messages) = prompt else {
-        return Err(LlmError::invalid("tools need a chat prompt"));
+    let messages = match prompt {
+        Prompt::Chat(m) => m,
+        // Nothing to call, nothing to render: an ordinary prompt.
+        other if tools.tools.is_empty() && tools.choice == ToolChoice::None => {
+            return Ok(Prepared {
+                prompt: weights.prompt_tokens(other, session_template)?,
+                output: None,
+            });
+        }
+        _ => return Err(LlmError::invalid("tools need a chat prompt")),
     };
-    if params.constraint.is_some() {
+    let constrained = params.constraint.is_some();
+    if constrained && tools.choice != ToolChoice::None {
         return Err(LlmError::invalid("tools cannot be combined with a grammar or a JSON schema"));
     }
     let Some(template) = session_template.or_else(|| weights.chat.template()) else {
@@ -37,7 +46,12 @@ pub(super) fn prepare(
         return Err(LlmError::Unsupported("the model has no chat template".into()));
     };
     let format = ToolFormat::detect(template.source());
-    let plan = plan(format, tools, &messages, params.seed)?;
+    let mut plan = plan(format, tools, &messages, params.seed)?;
+    if constrained {
+        // With `none`, the caller's grammar or schema holds the reply instead of the format's.
+        plan.grammar = None;
+        plan.output = None;
+    }
     let render = |m| weights.chat.render_with(template, m, true, plan.tools_json.as_deref());
     let text = match (render(&plan.messages), &plan.without_system) {
         (Ok(text), _) => text,
