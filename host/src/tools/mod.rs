@@ -170,7 +170,9 @@ pub fn plan(
         return Ok(ToolPlan {
             messages: messages.to_vec(),
             without_system: None,
-            tools_json: (!none).then(|| prompt::tools_json(&offered)),
+            // The model sees every tool, as with OpenAI's API; the grammar allows the named one.
+            tools_json: (!none)
+                .then(|| prompt::tools_json(&tools.tools.iter().collect::<Vec<_>>())),
             grammar,
             output,
         });
@@ -188,7 +190,7 @@ pub fn plan(
             output: after_tools.then(|| ToolOutput::new(format, Vec::new(), seed)),
         });
     }
-    let instruction = prompt::generic_instruction(tools, &offered);
+    let instruction = prompt::generic_instruction(tools);
     Ok(ToolPlan {
         messages: prompt::in_system(&history, &instruction),
         without_system: Some(prompt::in_first_user(&history, &instruction)),

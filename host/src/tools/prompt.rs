@@ -113,8 +113,9 @@ pub(super) fn generic_answer() -> CallGrammar {
 const RESPONSE: &str = r#"{"type":"object","properties":{"response":{"type":"string"}},"required":["response"],"additionalProperties":false}"#;
 
 /// What the generic format tells the model.
-pub(super) fn generic_instruction(tools: &ToolUse, offered: &[&Tool]) -> String {
-    let list: Vec<String> = offered
+pub(super) fn generic_instruction(tools: &ToolUse) -> String {
+    let list: Vec<String> = tools
+        .tools
         .iter()
         .map(|t| {
             format!(

@@ -196,6 +196,8 @@ fn plans_follow_the_choice() {
     let g = p.grammar.unwrap();
     assert!(g.trigger.is_none() && g.separator.is_none());
     assert!(g.schema.contains(r#""const":"add""#) && !g.schema.contains("get_weather"));
+    // The model still sees every tool.
+    assert!(p.tools_json.unwrap().contains("get_weather"));
 
     let p = plan(ToolFormat::Generic, &tools(ToolChoice::None, true), &messages, 1).unwrap();
     assert!(p.grammar.is_none() && p.output.is_none() && p.tools_json.is_none());
