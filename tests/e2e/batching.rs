@@ -223,7 +223,7 @@ async fn instances_of_one_component_share_prompt_prefixes_and_other_components_d
     assert!(cached_tokens(&second) >= head.len() as u64, "{second}");
     assert_eq!(generated(&second), generated(&solo));
     // Another component with the same prompt starts from nothing.
-    let dir = std::env::temp_dir().join(format!("tabagent-scope-{}", std::process::id()));
+    let dir = tabagent_tests::scratch().join(format!("tabagent-scope-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let other = host.load_command(&other_component(&GENERATE.path(), &dir)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);

@@ -125,7 +125,7 @@ fn host_errors_are_one_readable_line() {
     assert!(text(&missing_model.stderr).contains("not a file"));
 
     let not_wasm =
-        std::env::temp_dir().join(format!("tabagent-not-wasm-{}.wasm", std::process::id()));
+        tabagent_tests::scratch().join(format!("tabagent-not-wasm-{}.wasm", std::process::id()));
     std::fs::write(&not_wasm, b"hello").unwrap();
     let out = host(&["run", not_wasm.to_str().unwrap()], None);
     std::fs::remove_file(&not_wasm).unwrap();
@@ -306,7 +306,7 @@ fn on_a_cpu_without_avx_the_host_picks_sse42_kernels_and_still_generates() {
 /// runs on its own: no build tree, no LD_LIBRARY_PATH.
 #[test]
 fn the_package_runs_from_its_own_folder() {
-    let dir = std::env::temp_dir().join(format!("tabagent-package-{}", std::process::id()));
+    let dir = tabagent_tests::scratch().join(format!("tabagent-package-{}", std::process::id()));
     let pkg = dir.join("tabagent-host");
     let script = tabagent_tests::repo_root().join("scripts/package.sh");
     let out = Command::new(&script)

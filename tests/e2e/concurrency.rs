@@ -32,7 +32,7 @@ fn parallel_loads_of_one_model_load_it_once() {
 #[test]
 fn loads_of_different_models_run_in_parallel() {
     use std::os::unix::fs::PermissionsExt as _;
-    let dir = std::env::temp_dir().join(format!("tabagent-parallel-{}", std::process::id()));
+    let dir = tabagent_tests::scratch().join(format!("tabagent-parallel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (slow, fast) = (dir.join("slow-model.gguf"), dir.join("fast-model.gguf"));
     std::fs::copy(model_path(), &slow).unwrap();

@@ -57,7 +57,7 @@ async fn every_bad_input_is_a_clear_error_value() {
 
 #[tokio::test]
 async fn a_model_file_that_is_not_gguf_is_refused_and_the_host_carries_on() {
-    let dir = std::env::temp_dir().join(format!("tabagent-bad-model-{}", std::process::id()));
+    let dir = tabagent_tests::scratch().join(format!("tabagent-bad-model-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.gguf");
     std::fs::write(&bad, b"this is not a model").unwrap();
@@ -98,7 +98,7 @@ async fn guests_get_nothing_they_were_not_granted() {
     assert_eq!(v["models"], serde_json::json!([]));
 
     // A read-only directory, one variable, one model.
-    let dir = std::env::temp_dir().join(format!("tabagent-sandbox-{}", std::process::id()));
+    let dir = tabagent_tests::scratch().join(format!("tabagent-sandbox-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("note.txt"), "granted text").unwrap();
     let config = GuestConfig {
@@ -169,7 +169,7 @@ fn hostile_model_files_are_refused_before_llama_cpp() {
             "not known",
         ),
     ];
-    let dir = std::env::temp_dir().join(format!("tabagent-hostile-{}", std::process::id()));
+    let dir = tabagent_tests::scratch().join(format!("tabagent-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let registry = Registry::new(Arc::new(LlamaEngine::new()));
     for (name, bytes, words) in &cases {
@@ -198,7 +198,8 @@ fn a_file_that_crashes_llama_cpp_kills_only_the_probe() {
     let key = b"llama.block_count";
     let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4;
     bytes[at..at + 4].copy_from_slice(&513u32.to_le_bytes());
-    let file = std::env::temp_dir().join(format!("tabagent-crash-{}.gguf", std::process::id()));
+    let file =
+        tabagent_tests::scratch().join(format!("tabagent-crash-{}.gguf", std::process::id()));
     std::fs::write(&file, &bytes).unwrap();
     let engine = LlamaEngine::with_probe(bin, vec!["probe-model".into()]);
     let start = std::time::Instant::now();
@@ -222,7 +223,7 @@ fn random_bit_flips_in_the_header_never_take_the_host_down() {
     let header_len = header.data_offset as usize;
     let registry =
         Registry::new(Arc::new(LlamaEngine::with_probe(bin, vec!["probe-model".into()])));
-    let dir = std::env::temp_dir().join(format!("tabagent-flips-{}", std::process::id()));
+    let dir = tabagent_tests::scratch().join(format!("tabagent-flips-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut state = 0x2545f4914f6cdd1du64;
     let mut next = || {
@@ -262,7 +263,8 @@ fn random_bit_flips_in_the_header_never_take_the_host_down() {
 #[test]
 fn llama_cpp_load_errors_say_why() {
     let bytes = tabagent_tests::model_without_heads();
-    let file = std::env::temp_dir().join(format!("tabagent-heads-{}.gguf", std::process::id()));
+    let file =
+        tabagent_tests::scratch().join(format!("tabagent-heads-{}.gguf", std::process::id()));
     std::fs::write(&file, &bytes).unwrap();
     // The file passes the Rust checks; llama.cpp itself refuses it.
     let resolved = resolve_file(&file).unwrap();

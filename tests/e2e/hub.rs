@@ -46,7 +46,7 @@ impl PullObserver for States {
 
 /// A fresh, empty folder.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tabagent-hub-{tag}-{}", std::process::id()));
+    let dir = tabagent_tests::scratch().join(format!("tabagent-hub-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

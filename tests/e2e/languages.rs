@@ -12,7 +12,8 @@ const PROMPT: &str = "What is WebAssembly? Answer in one sentence.";
 
 /// Build an example with its `build.sh`, once per test process.
 fn build(example: &str) -> PathBuf {
-    let out = std::env::temp_dir().join(format!("tabagent-{example}-{}.wasm", std::process::id()));
+    let out =
+        tabagent_tests::scratch().join(format!("tabagent-{example}-{}.wasm", std::process::id()));
     if !out.is_file() {
         let script = repo_root().join("examples").join(example).join("build.sh");
         let o = Command::new(&script).arg(&out).output().unwrap();

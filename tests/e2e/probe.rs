@@ -12,7 +12,8 @@ use tabagent_tests::{host_bin, model_path};
 
 /// A scratch folder of this test.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tabagent-probe-{name}-{}", std::process::id()));
+    let dir =
+        tabagent_tests::scratch().join(format!("tabagent-probe-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

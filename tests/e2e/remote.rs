@@ -149,7 +149,7 @@ fn config(urls: &[String], extra: &str) -> TempFile {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let file = TempFile(
-        std::env::temp_dir().join(format!("tabagent-remote-{}-{n}.toml", std::process::id())),
+        tabagent_tests::scratch().join(format!("tabagent-remote-{}-{n}.toml", std::process::id())),
     );
     let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
     std::fs::write(

@@ -156,7 +156,8 @@ fn model_with_template(template: &str) -> std::path::PathBuf {
     assert_eq!(padded.len(), original.len());
     let at = bytes.windows(original.len()).position(|w| w == original.as_bytes()).unwrap();
     bytes[at..at + original.len()].copy_from_slice(padded.as_bytes());
-    let file = std::env::temp_dir().join(format!("tabagent-template-{}.gguf", std::process::id()));
+    let file =
+        tabagent_tests::scratch().join(format!("tabagent-template-{}.gguf", std::process::id()));
     std::fs::write(&file, bytes).unwrap();
     file
 }
@@ -219,7 +220,8 @@ fn a_file_without_a_template_chats_with_one_the_user_names() {
     assert!(!reply.trim().is_empty());
     assert!(err.contains("prompt 16 tokens"), "{err}");
     // The same template from a .jinja file gives the same reply.
-    let file = std::env::temp_dir().join(format!("tabagent-gemma-{}.jinja", std::process::id()));
+    let file =
+        tabagent_tests::scratch().join(format!("tabagent-gemma-{}.jinja", std::process::id()));
     let source =
         tabagent_host::template::ChatTemplate::named("gemma").unwrap().source().to_string();
     std::fs::write(&file, source).unwrap();

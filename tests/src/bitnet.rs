@@ -13,7 +13,7 @@ use tabagent_host::gguf::write::Builder;
 pub fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("tabagent-bitnet-{}", std::process::id()));
+        let dir = crate::scratch().join(format!("tabagent-bitnet-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new(crate::python())
             .arg(repo_root().join("BitNet/fixtures/make_bitnet.py"))

@@ -40,6 +40,29 @@ pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
 
+/// A folder of this test process's own for scratch files (under the system's temporary
+/// folder, in `tabagent-tests/PID`); the folders of earlier runs whose process is gone are
+/// removed the first time, so files a failed test left behind do not pile up.
+pub fn scratch() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = std::env::temp_dir().join("tabagent-tests");
+        let me = std::process::id();
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
+            let gone =
+                pid.is_some_and(|p| p != me && !PathBuf::from(format!("/proc/{p}")).exists());
+            if gone {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = root.join(me.to_string());
+        std::fs::create_dir_all(&dir).expect("the tests' scratch folder");
+        dir
+    })
+    .clone()
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

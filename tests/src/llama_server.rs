@@ -41,7 +41,7 @@ impl LlamaServer {
         let mut args: Vec<String> = BASE.split(' ').map(str::to_string).collect();
         args.extend(["-m".into(), model_path().display().to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let log = std::env::temp_dir()
+        let log = crate::scratch()
             .join(format!("tabagent-llama-server-{}-{port}.log", std::process::id()));
         let _ = std::fs::remove_file(&log);
         let mut s = Self { child: None, port, args, log };
