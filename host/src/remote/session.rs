@@ -23,7 +23,7 @@ use super::model::{Failure, Shared};
 use super::wire;
 use crate::engine::{
     Constraint, FinishReason, GenerationStream, GenerationSummary, OutputAssembler, Prompt,
-    SamplingParams, Session, StreamEvent, ToolChoice, ToolUse, Usage,
+    SamplingParams, Session, StreamEvent, Usage,
 };
 use crate::tools::ToolFormat;
 
@@ -36,32 +36,14 @@ fn with_tools(
     prompt: Prompt,
     params: &mut SamplingParams,
 ) -> LlmResult<(Prompt, Option<crate::tools::ToolOutput>)> {
-    let tools = match (params.tools.take(), &prompt) {
-        (Some(t), _) => t,
-        (None, Prompt::Chat(m)) if crate::tools::has_tool_turns(m) => {
-            ToolUse { choice: ToolChoice::None, ..ToolUse::default() }
-        }
-        (None, _) => return Ok((prompt, None)),
+    let (tools, messages) = match crate::tools::take(prompt, params)? {
+        Ok(t) => t,
+        Err(prompt) => return Ok((prompt, None)),
     };
-    let messages = match prompt {
-        Prompt::Chat(m) => m,
-        other if tools.tools.is_empty() && tools.choice == ToolChoice::None => {
-            return Ok((other, None));
-        }
-        _ => return Err(LlmError::invalid("tools need a chat prompt")),
-    };
-    if params.constraint.is_some() {
-        if tools.choice != ToolChoice::None {
-            return Err(LlmError::invalid(
-                "tools cannot be combined with a grammar or a JSON schema",
-            ));
-        }
-        // With `none`, the caller's grammar or schema holds the reply instead of the format's.
-        let plan = crate::tools::plan(ToolFormat::Generic, &tools, &messages, params.seed)?;
-        return Ok((Prompt::Chat(plan.messages), None));
+    let plan = crate::tools::plan_for(ToolFormat::Generic, &tools, &messages, params)?;
+    if let Some(g) = plan.grammar {
+        params.constraint = Some(Constraint::JsonSchema(g.schema));
     }
-    let plan = crate::tools::plan(ToolFormat::Generic, &tools, &messages, params.seed)?;
-    params.constraint = plan.grammar.map(|g| Constraint::JsonSchema(g.schema));
     Ok((Prompt::Chat(plan.messages), plan.output))
 }
 use crate::error::{LlmError, LlmResult};

@@ -19,8 +19,8 @@ mod prompt;
 
 pub use output::ToolOutput;
 
-use crate::engine::{ChatMessage, ToolChoice, ToolUse};
-use crate::error::LlmResult;
+use crate::engine::{ChatMessage, Prompt, SamplingParams, ToolChoice, ToolUse};
+use crate::error::{LlmError, LlmResult};
 use std::borrow::Cow;
 
 /// How a model writes tool calls.
@@ -198,6 +198,52 @@ pub fn plan(
         grammar: Some(prompt::generic_grammar(tools, &offered)),
         output,
     })
+}
+
+/// What a generation has to do with tools, for any engine: its tools and conversation, or
+/// the prompt back when there is nothing to do. A conversation with tool turns and no tools
+/// goes the tools' way with choice `none`, so that a template without a tool format gets them
+/// written as it can read them. Tools without a chat prompt are refused (unless there is
+/// nothing to call), and so are tools with a grammar or schema unless the choice is `none`.
+pub fn take(
+    prompt: Prompt,
+    params: &mut SamplingParams,
+) -> LlmResult<Result<(ToolUse, Vec<ChatMessage>), Prompt>> {
+    let tools = match (params.tools.take(), &prompt) {
+        (Some(t), _) => t,
+        (None, Prompt::Chat(m)) if has_tool_turns(m) => {
+            ToolUse { choice: ToolChoice::None, ..ToolUse::default() }
+        }
+        (None, _) => return Ok(Err(prompt)),
+    };
+    let messages = match prompt {
+        Prompt::Chat(m) => m,
+        // Nothing to call, nothing to render: an ordinary prompt.
+        other if tools.tools.is_empty() && tools.choice == ToolChoice::None => {
+            return Ok(Err(other));
+        }
+        _ => return Err(LlmError::invalid("tools need a chat prompt")),
+    };
+    if params.constraint.is_some() && tools.choice != ToolChoice::None {
+        return Err(LlmError::invalid("tools cannot be combined with a grammar or a JSON schema"));
+    }
+    Ok(Ok((tools, messages)))
+}
+
+/// [`plan`] for a generation with `params`: with choice `none` and a grammar or schema of the
+/// caller's, that holds the reply instead of the format's (no grammar, no output split).
+pub fn plan_for(
+    format: ToolFormat,
+    tools: &ToolUse,
+    messages: &[ChatMessage],
+    params: &SamplingParams,
+) -> LlmResult<ToolPlan> {
+    let mut plan = plan(format, tools, messages, params.seed)?;
+    if params.constraint.is_some() {
+        plan.grammar = None;
+        plan.output = None;
+    }
+    Ok(plan)
 }
 
 /// A conversation as a template in `format` renders it: as it is for a native format, with

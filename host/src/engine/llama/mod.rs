@@ -38,7 +38,7 @@ use self::probe::LoadProbe;
 use self::scheduler::{Command, SeqId};
 use crate::engine::{
     ChatMessage, CpuKernels, Engine, GenerationStream, GpuDevice, LoadOptions, Model, ModelInfo,
-    Prompt, SamplingParams, Session, SessionOptions, TokenId, ToolChoice, ToolUse,
+    Prompt, SamplingParams, Session, SessionOptions, TokenId,
 };
 use crate::error::{LlmError, LlmResult};
 use crate::format::file_type_name;
@@ -418,26 +418,18 @@ impl Session for LlamaSession {
     }
 
     fn generate(&self, prompt: Prompt, mut params: SamplingParams) -> LlmResult<GenerationStream> {
-        // A conversation with tool turns goes the tools' way even without tools, so that a
-        // template without a tool format gets them written as it can read them.
-        let tools = params.tools.take().or_else(|| match &prompt {
-            Prompt::Chat(m) if crate::tools::has_tool_turns(m) => {
-                Some(ToolUse { choice: ToolChoice::None, ..ToolUse::default() })
-            }
-            _ => None,
-        });
-        let (prompt, output) = match tools {
-            Some(tools) => {
+        let (prompt, output) = match crate::tools::take(prompt, &mut params)? {
+            Ok((tools, messages)) => {
                 let t = tools::prepare(
                     &self.weights,
                     self.template.as_ref(),
-                    prompt,
+                    &messages,
                     &tools,
                     &mut params,
                 )?;
                 (t.prompt, t.output)
             }
-            None => (self.weights.prompt_tokens(prompt, self.template.as_ref())?, None),
+            Err(prompt) => (self.weights.prompt_tokens(prompt, self.template.as_ref())?, None),
         };
         // A grammar or schema is checked here, where the error can go back at once; the
         // scheduler gets the grammar.

@@ -3,10 +3,10 @@
 //! ([`crate::tools::plan`]), and the format's grammar built with llama.cpp's schema converter.
 
 use super::{Weights, grammar, to_llama};
-use crate::engine::{Constraint, Prompt, SamplingParams, ToolChoice, ToolUse};
+use crate::engine::{ChatMessage, Constraint, SamplingParams, ToolUse};
 use crate::error::{LlmError, LlmResult};
 use crate::template::ChatTemplate;
-use crate::tools::{ToolFormat, ToolOutput, plan};
+use crate::tools::{ToolFormat, ToolOutput, plan_for};
 use llama_cpp_2::token::LlamaToken;
 
 /// What a generation with tools starts from.
@@ -17,41 +17,22 @@ pub(super) struct Prepared {
     pub output: Option<ToolOutput>,
 }
 
-/// Render `prompt` (a conversation) with `tools`; `params` gets the grammar.
+/// Render a conversation with `tools` (as [`crate::tools::take`] gave them); `params` gets
+/// the grammar.
 pub(super) fn prepare(
     weights: &Weights,
     session_template: Option<&ChatTemplate>,
-    prompt: Prompt,
+    messages: &[ChatMessage],
     tools: &ToolUse,
     params: &mut SamplingParams,
 ) -> LlmResult<Prepared> {
-    let messages = match prompt {
-        Prompt::Chat(m) => m,
-        // Nothing to call, nothing to render: an ordinary prompt.
-        other if tools.tools.is_empty() && tools.choice == ToolChoice::None => {
-            return Ok(Prepared {
-                prompt: weights.prompt_tokens(other, session_template)?,
-                output: None,
-            });
-        }
-        _ => return Err(LlmError::invalid("tools need a chat prompt")),
-    };
-    let constrained = params.constraint.is_some();
-    if constrained && tools.choice != ToolChoice::None {
-        return Err(LlmError::invalid("tools cannot be combined with a grammar or a JSON schema"));
-    }
     let Some(template) = session_template.or_else(|| weights.chat.template()) else {
         // The same error as a chat without tools.
-        weights.chat.apply(&weights.model, &messages, true)?;
+        weights.chat.apply(&weights.model, messages, true)?;
         return Err(LlmError::Unsupported("the model has no chat template".into()));
     };
     let format = ToolFormat::detect(template.source());
-    let mut plan = plan(format, tools, &messages, params.seed)?;
-    if constrained {
-        // With `none`, the caller's grammar or schema holds the reply instead of the format's.
-        plan.grammar = None;
-        plan.output = None;
-    }
+    let plan = plan_for(format, tools, messages, params)?;
     let render = |m| weights.chat.render_with(template, m, true, plan.tools_json.as_deref());
     let text = match (render(&plan.messages), &plan.without_system) {
         (Ok(text), _) => text,
